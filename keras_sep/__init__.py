@@ -1,0 +1,41 @@
+"""keras_sep: Keras 3 encoder-decoder audio models and music source separation.
+
+Submodules are imported on first use so that ``keras-sep --help`` and
+``import keras_sep`` stay instant; TensorFlow is loaded only when a
+submodule that needs it is touched.
+"""
+import importlib
+import os
+
+# Keras 3 picks its backend at import time; keras_sep is TensorFlow-only.
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+__version__ = "0.1.0"
+
+_SUBMODULES = (
+    "ops",
+    "layers",
+    "models",
+    "audio",
+    "data",
+    "losses",
+    "training",
+    "separator",
+    "evaluation",
+    "pretrained",
+    "export",
+)
+_ATTRIBUTES = {"Separator": "separator"}
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in _ATTRIBUTES:
+        module = importlib.import_module(f"{__name__}.{_ATTRIBUTES[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_SUBMODULES) + list(_ATTRIBUTES))

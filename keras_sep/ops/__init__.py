@@ -1,0 +1,1 @@
+"""Pure TensorFlow functions underneath the layers (no Keras state)."""
