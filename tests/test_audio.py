@@ -1,0 +1,104 @@
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from keras_sep import audio
+
+
+def _tone(seconds, rate, freq=440.0, channels=2):
+    t = np.arange(int(seconds * rate)) / rate
+    wave = 0.5 * np.sin(2 * np.pi * freq * t).astype(np.float32)
+    return np.stack([wave] * channels, axis=1)
+
+
+def test_wav_round_trip_is_exact(tmp_path):
+    wave = np.random.default_rng(0).uniform(-1, 1, (1000, 2)).astype(np.float32)
+    path = tmp_path / "x.wav"
+    audio.save(path, wave, 22050)
+    loaded, rate = audio.load(path)
+    assert rate == 22050
+    np.testing.assert_array_equal(loaded, wave)
+
+
+def test_flac_is_24_bit_and_clipped(tmp_path):
+    wave = np.array([[0.5, -0.25], [2.0, -3.0]], np.float32)
+    path = tmp_path / "x.flac"
+    audio.save(path, wave, 44100)
+    loaded, _ = audio.load(path)
+    np.testing.assert_allclose(loaded, np.clip(wave, -1, 1), atol=2.0**-22)
+
+
+def test_offset_and_duration(tmp_path):
+    wave = np.arange(100, dtype=np.float32)[:, None] / 100
+    audio.save(tmp_path / "r.wav", wave, 10)
+    loaded, _ = audio.load(tmp_path / "r.wav", offset=2.0, duration=3.0)
+    np.testing.assert_array_equal(loaded[:, 0], wave[20:50, 0])
+
+
+def test_resample_keeps_the_tone(tmp_path):
+    wave = _tone(1.0, 8000, freq=440.0, channels=1)
+    audio.save(tmp_path / "t.wav", wave, 8000)
+    loaded, rate = audio.load(tmp_path / "t.wav", sample_rate=44100)
+    assert rate == 44100
+    assert abs(len(loaded) - 44100) <= 1
+    expected = _tone(1.0, 44100, freq=440.0, channels=1)[: len(loaded)]
+    middle = slice(2000, -2000)  # away from the resampler's edge transients
+    np.testing.assert_allclose(loaded[middle], expected[middle], atol=2e-3)
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    target = tmp_path / "out.wav"
+    with pytest.raises(RuntimeError):
+        with audio.AtomicWriter(target, 44100, 2) as writer:
+            writer.write(np.zeros((10, 2), np.float32))
+            raise RuntimeError("interrupted")
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: None, "cannot read audio"),
+        (lambda p: p.write_text("this is not audio"), "cannot read audio"),
+        (lambda p: p.write_bytes(b""), "cannot read audio"),
+    ],
+)
+def test_unreadable_files_name_the_file(tmp_path, make, message):
+    path = tmp_path / "bad.wav"
+    make(path)
+    with pytest.raises(audio.AudioError) as error:
+        audio.load(path)
+    text = str(error.value)
+    assert text.startswith(str(path)) and message in text and "\n" not in text
+
+
+def test_empty_audio_file(tmp_path):
+    path = tmp_path / "empty.wav"
+    sf.write(path, np.zeros((0, 2), np.float32), 44100)
+    with pytest.raises(audio.AudioError, match="empty.wav: no audio samples"):
+        audio.load(path)
+
+
+def test_truncated_wav_reads_what_is_there(tmp_path):
+    path = tmp_path / "cut.wav"
+    wave = np.linspace(-1, 1, 2000, dtype=np.float32)[:, None]
+    sf.write(path, wave, 8000, subtype="FLOAT")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 4000])  # lose the last 1000 samples
+    loaded, _ = audio.load(path)
+    np.testing.assert_array_equal(loaded[:, 0], wave[: len(loaded), 0])
+    assert len(loaded) == 1000
+
+
+def test_check_waveform_rejects_nan_and_bad_shapes():
+    with pytest.raises(audio.AudioError, match="NaN or infinite"):
+        audio.check_waveform(np.array([[0.0, np.nan]]), "x")
+    with pytest.raises(audio.AudioError, match="empty"):
+        audio.check_waveform(np.zeros((0, 2)), "x")
+    with pytest.raises(audio.AudioError, match="shape"):
+        audio.check_waveform(np.zeros((2, 2, 2)), "x")
+    ints = audio.check_waveform(np.array([[16384, -32767]], np.int16))
+    np.testing.assert_allclose(ints, [[16384 / 32767, -1.0]])
+    assert audio.check_waveform(np.zeros(5)).shape == (5, 1)
