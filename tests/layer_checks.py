@@ -23,7 +23,7 @@ def _functional(layer_cls, kwargs, input_shapes, input_dtypes):
     ]
     layer = layer_cls(**kwargs)
     outputs = layer(inputs[0] if len(inputs) == 1 else inputs)
-    model = keras.Model(inputs, outputs)
+    model = keras.Model(inputs[0] if len(inputs) == 1 else inputs, outputs)
     return layer, model
 
 
@@ -108,7 +108,7 @@ def check_layer(
                 assert w.dtype == "float32"
             for o, r in zip(mp_outputs, outputs):
                 assert tuple(o.shape) == tuple(r.shape)
-                assert np.all(np.isfinite(np.asarray(o, dtype="float32")))
+                assert np.all(np.isfinite(np.asarray(o)))
         finally:
             keras.config.set_dtype_policy("float32")
         return outputs, mp_outputs

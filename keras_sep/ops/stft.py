@@ -1,0 +1,265 @@
+"""Short-time Fourier transform and its inverse on ``tf.signal`` (float32).
+
+Layout is channels-last throughout: waveforms are ``(batch, samples,
+channels)`` and spectrograms ``(batch, frames, bins, channels)``. Because
+``tf.signal`` frames the last axis, the channels are moved in front of the
+samples for the transform and back afterwards, so every channel is
+transformed independently.
+
+The transforms always run in float32 (complex64), whatever dtype comes in:
+half-precision FFTs lose too much of the signal, so under ``mixed_float16``
+the STFT stays float32 and only the network in between runs in float16.
+
+Spleeter's signal path is expressed with these functions as::
+
+    padded = tf.pad(waveform, [[0, 0], [4096, 0], [0, 0]])
+    spec = stft(padded, 4096, 1024, pad_end=True)            # 2049 bins
+    wave = istft(spec, 4096, 1024, normalize=False) * 2 / 3
+    wave = wave[:, 4096 : 4096 + num_samples]
+
+(The squared periodic Hann window summed at a hop of a quarter frame is 1.5
+everywhere, hence the 2/3.)
+"""
+import tensorflow as tf
+
+WINDOWS = ("hann", "hamming", "boxcar", None)
+PAD_MODES = ("constant", "reflect", "symmetric")
+
+
+def validate_stft_args(frame_length, frame_step, fft_length=None, window="hann"):
+    """Check the arguments shared by :func:`stft` and :func:`istft`.
+
+    Returns:
+        The resolved ``fft_length`` (``frame_length`` when None).
+    """
+    if int(frame_length) != frame_length or frame_length <= 0:
+        raise ValueError(f"frame_length must be a positive integer, got {frame_length!r}")
+    if int(frame_step) != frame_step or frame_step <= 0:
+        raise ValueError(f"frame_step must be a positive integer, got {frame_step!r}")
+    if fft_length is None:
+        fft_length = frame_length
+    if int(fft_length) != fft_length or fft_length < frame_length:
+        raise ValueError(
+            f"fft_length must be an integer >= frame_length={frame_length}, got {fft_length!r}"
+        )
+    if window not in WINDOWS:
+        raise ValueError(f"window must be one of {WINDOWS}, got {window!r}")
+    return int(fft_length)
+
+
+def window_fn(window):
+    """The ``tf.signal`` window function for a window name.
+
+    ``"hann"`` and ``"hamming"`` are periodic (the DFT-even windows that
+    librosa and Spleeter use); ``"boxcar"`` and None are rectangular.
+    """
+    if window == "hann":
+        return lambda length, dtype: tf.signal.hann_window(length, periodic=True, dtype=dtype)
+    if window == "hamming":
+        return lambda length, dtype: tf.signal.hamming_window(length, periodic=True, dtype=dtype)
+    if window in ("boxcar", None):
+        return lambda length, dtype: tf.ones([length], dtype=dtype)
+    raise ValueError(f"window must be one of {WINDOWS}, got {window!r}")
+
+
+def num_frames(num_samples, frame_length, frame_step, center=False, pad_end=False):
+    """Frames :func:`stft` returns for ``num_samples`` samples.
+
+    Works on Python integers (None propagates, for unknown static shapes)
+    and on integer tensors.
+    """
+    if num_samples is None:
+        return None
+    if center:
+        num_samples = num_samples + 2 * (frame_length // 2)
+    if pad_end:
+        return -(-num_samples // frame_step)
+    frames = 1 + (num_samples - frame_length) // frame_step
+    return tf.maximum(frames, 0) if tf.is_tensor(frames) else max(frames, 0)
+
+
+def istft_length(frames, frame_length, frame_step, center=False):
+    """Samples :func:`istft` returns for ``frames`` frames when no ``length`` is given."""
+    if frames is None:
+        return None
+    length = (frames - 1) * frame_step + frame_length
+    if center:
+        length = length - 2 * (frame_length // 2)
+    return tf.maximum(length, 0) if tf.is_tensor(length) else max(length, 0)
+
+
+def stft(
+    waveform,
+    frame_length,
+    frame_step,
+    fft_length=None,
+    window="hann",
+    center=False,
+    pad_mode="constant",
+    pad_end=False,
+):
+    """Complex STFT of a multichannel waveform, each channel on its own.
+
+    Args:
+        waveform: ``(batch, samples, channels)``, any real dtype (computed
+            in float32). Batch and sample count may be dynamic.
+        frame_length: window length in samples.
+        frame_step: hop between frames in samples.
+        fft_length: FFT size, ``>= frame_length`` (frames are zero-padded at
+            their end); default ``frame_length``. Gives ``fft_length // 2 + 1``
+            bins.
+        window: ``"hann"`` (periodic), ``"hamming"`` (periodic), ``"boxcar"``
+            or None (rectangular).
+        center: pad ``frame_length // 2`` samples on both sides first, so
+            frame ``t`` is centred on sample ``t * frame_step`` (librosa's
+            ``center=True``).
+        pad_mode: how ``center`` pads: ``"constant"`` (zeros), ``"reflect"``
+            or ``"symmetric"``. Reflection needs more than
+            ``frame_length // 2`` samples.
+        pad_end: zero-pad the end so the last samples get a frame of their
+            own (``tf.signal.stft``'s ``pad_end``).
+
+    Returns:
+        complex64 ``(batch, frames, bins, channels)``; see :func:`num_frames`.
+    """
+    fft_length = validate_stft_args(frame_length, frame_step, fft_length, window)
+    if pad_mode not in PAD_MODES:
+        raise ValueError(f"pad_mode must be one of {PAD_MODES}, got {pad_mode!r}")
+    waveform = tf.cast(waveform, tf.float32)
+    signals = tf.transpose(waveform, [0, 2, 1])  # (batch, channels, samples)
+    if center:
+        half = frame_length // 2
+        signals = tf.pad(signals, [[0, 0], [0, 0], [half, half]], mode=pad_mode.upper())
+    spectrogram = tf.signal.stft(
+        signals,
+        frame_length,
+        frame_step,
+        fft_length=fft_length,
+        window_fn=window_fn(window),
+        pad_end=pad_end,
+    )
+    return tf.transpose(spectrogram, [0, 2, 3, 1])
+
+
+def istft(
+    spectrogram,
+    frame_length,
+    frame_step,
+    fft_length=None,
+    window="hann",
+    center=False,
+    length=None,
+    normalize=True,
+):
+    """Inverse of :func:`stft` by windowed overlap-add.
+
+    With ``normalize=True`` the overlap-added signal is divided by the sum
+    of the squared windows, so ``istft(stft(x)) == x`` up to float32
+    rounding: with ``center=True`` everywhere (as librosa), dividing by the
+    squared windows of the frames actually present; with ``center=False``
+    wherever ``frame_length / frame_step`` frames overlap, i.e. away from the
+    first and last ``frame_length - frame_step`` samples, dividing by the
+    steady-state sum (``tf.signal.inverse_stft_window_fn``), which tapers the
+    ends instead of amplifying them where the window is near zero.
+
+    With ``normalize=False`` this is plain ``tf.signal.inverse_stft``, the
+    windowed overlap-add with no division. Spleeter uses that and scales the
+    result by ``frame_step / sum(window ** 2)`` itself (2/3 for Hann at a
+    hop of a quarter frame).
+
+    Args:
+        spectrogram: complex ``(batch, frames, bins, channels)``, cast to
+            complex64; ``bins`` must be ``fft_length // 2 + 1``.
+        frame_length, frame_step, fft_length, window, center: as given to
+            :func:`stft`.
+        length: optional output sample count (Python int or scalar integer
+            tensor); the output is cut or zero-padded at its end to it.
+            Default: every sample the frames cover, less the ``center``
+            padding (:func:`istft_length`).
+        normalize: divide by the window sum (see above).
+
+    Returns:
+        float32 ``(batch, samples, channels)``.
+    """
+    fft_length = validate_stft_args(frame_length, frame_step, fft_length, window)
+    forward = window_fn(window)
+    stfts = tf.transpose(tf.cast(spectrogram, tf.complex64), [0, 3, 1, 2])
+    if normalize and not center:
+        inverse = tf.signal.inverse_stft_window_fn(frame_step, forward_window_fn=forward)
+    else:
+        inverse = forward
+    signals = tf.signal.inverse_stft(
+        stfts, frame_length, frame_step, fft_length=fft_length, window_fn=inverse
+    )
+    if normalize and center:
+        signals = signals / _window_envelope(tf.shape(stfts)[2], frame_length, frame_step, forward)
+    waveform = tf.transpose(signals, [0, 2, 1])  # (batch, samples, channels)
+    if center:
+        half = frame_length // 2
+        waveform = waveform[:, half:]
+        if length is None:
+            waveform = waveform[:, : tf.shape(waveform)[1] - half]
+    if length is not None:
+        waveform = fit_length(waveform, length)
+    return waveform
+
+
+def _window_envelope(frames, frame_length, frame_step, forward):
+    """Overlap-added squared window of ``frames`` frames, floored away from 0.
+
+    The floor only touches the ``center`` padding (a centred frame always
+    puts a large window value on every kept sample), which is cut away.
+    """
+    squared = tf.square(forward(frame_length, tf.float32))
+    envelope = tf.signal.overlap_and_add(
+        tf.tile(squared[None, :], tf.stack([frames, 1])), frame_step
+    )
+    return tf.maximum(envelope, 1e-6)
+
+
+def fit_length(waveform, length):
+    """Cut or zero-pad ``(batch, samples, channels)`` at its end to ``length`` samples."""
+    waveform = waveform[:, :length]
+    missing = tf.maximum(tf.cast(length, tf.int32) - tf.shape(waveform)[1], 0)
+    return tf.pad(waveform, tf.stack([[0, 0], [0, missing], [0, 0]]))
+
+
+def magnitude(spectrogram, power=1.0):
+    """``|spectrogram| ** power`` as float32 (``power=2`` gives the power spectrum)."""
+    spectrogram = tf.cast(spectrogram, tf.complex64)
+    if power == 2:
+        return tf.square(tf.math.real(spectrogram)) + tf.square(tf.math.imag(spectrogram))
+    absolute = tf.abs(spectrogram)
+    return absolute if power == 1 else tf.pow(absolute, power)
+
+
+def to_complex(magnitude, phase):
+    """complex64 ``magnitude * exp(i * phase)`` from two real tensors."""
+    magnitude = tf.cast(magnitude, tf.float32)
+    phase = tf.cast(phase, tf.float32)
+    return tf.complex(magnitude * tf.cos(phase), magnitude * tf.sin(phase))
+
+
+def to_real_imag(spectrogram):
+    """complex ``(..., channels)`` to float32 ``(..., 2 * channels)``.
+
+    Channel ``2c`` holds the real part and ``2c + 1`` the imaginary part of
+    input channel ``c``.
+    """
+    spectrogram = tf.cast(spectrogram, tf.complex64)
+    parts = tf.stack([tf.math.real(spectrogram), tf.math.imag(spectrogram)], axis=-1)
+    shape = tf.shape(spectrogram)
+    result = tf.reshape(parts, tf.concat([shape[:-1], [2 * shape[-1]]], axis=0))
+    channels = spectrogram.shape[-1]
+    result.set_shape(spectrogram.shape[:-1] + [None if channels is None else 2 * channels])
+    return result
+
+
+def from_real_imag(parts):
+    """Inverse of :func:`to_real_imag`: float ``(..., 2 * channels)`` to complex64."""
+    parts = tf.cast(parts, tf.float32)
+    shape = tf.shape(parts)
+    pairs = tf.reshape(parts, tf.concat([shape[:-1], [shape[-1] // 2, 2]], axis=0))
+    channels = parts.shape[-1]
+    pairs.set_shape(parts.shape[:-1] + [None if channels is None else channels // 2, 2])
+    return tf.complex(pairs[..., 0], pairs[..., 1])
