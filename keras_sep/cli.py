@@ -1,0 +1,106 @@
+"""``keras-sep``: separate songs and export models from the command line.
+
+TensorFlow is imported inside each command, so ``keras-sep --help`` answers
+at once.
+"""
+import argparse
+import os
+import sys
+
+DEFAULT_MODEL = "spleeter:2stems"
+
+
+def _separate(args):
+    from keras_sep import audio
+    from keras_sep.separator import Separator
+
+    try:
+        separator = Separator(args.model, chunking=args.chunking, batch_size=args.batch_size)
+    except Exception as error:  # a bad preset name or model file stops everything
+        print(f"keras-sep: {args.model}: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
+    failed = 0
+    for path in args.inputs:
+        try:
+            targets = separator.separate_to_file(
+                path,
+                args.output,
+                codec=args.codec,
+                filename_format=args.filename_format,
+                offset=args.offset,
+                duration=args.duration,
+                overwrite=args.overwrite,
+            )
+            if args.plot:
+                from keras_sep import plotting
+
+                track = os.path.splitext(os.path.basename(path))[0]
+                png = os.path.join(args.output, f"{track}.png")
+                plotting.plot_files(path, targets, png, offset=args.offset, duration=args.duration)
+                targets = dict(targets, plot=png)
+        except (audio.AudioError, FileExistsError, OSError, ValueError) as error:
+            failed += 1
+            print(f"keras-sep: {' '.join(str(error).split())}", file=sys.stderr)
+            continue
+        print(f"{path}:")
+        for name, target in targets.items():
+            print(f"  {name}: {target}")
+    return 1 if failed else 0
+
+
+def _export(args):
+    from keras_sep import export
+    from keras_sep.separator import Separator
+
+    separator = Separator(args.model, chunking=args.chunking)
+    path = export.export_saved_model(separator, args.directory)
+    print(f"SavedModel written to {path}")
+    return 0
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="keras-sep",
+        description="Music source separation with Keras (U-Net / Spleeter models).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    sep = commands.add_parser("separate", help="separate audio files into stems")
+    sep.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files (wav, flac, mp3, ogg, ...)")
+    sep.add_argument("-o", "--output", default="separated", help="output folder (default: %(default)s)")
+    sep.add_argument("-m", "--model", default=DEFAULT_MODEL, help="preset name or .keras file (default: %(default)s)")
+    sep.add_argument("--codec", choices=("wav", "flac"), default="wav", help="output format (default: %(default)s)")
+    sep.add_argument("--offset", type=float, default=0.0, help="start, in seconds")
+    sep.add_argument("--duration", type=float, default=None, help="seconds to separate (default: all)")
+    sep.add_argument(
+        "--filename-format",
+        default="{track}/{instrument}.{codec}",
+        help="output names under OUTPUT, with {track}, {instrument}, {codec} (default: %(default)s)",
+    )
+    sep.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    sep.add_argument("--plot", action="store_true", help="also write TRACK.png: mixture spectrogram, masks, stems")
+    sep.add_argument(
+        "--chunking",
+        choices=("overlap", "spleeter"),
+        default="overlap",
+        help="cross-faded overlapping chunks, or Spleeter's own chunks (default: %(default)s)",
+    )
+    sep.add_argument("--batch-size", type=int, default=2, help="chunks per network call (default: %(default)s)")
+    sep.set_defaults(func=_separate)
+
+    exp = commands.add_parser("export", help="export a separator as a TF Serving SavedModel")
+    exp.add_argument("directory", help="version folder, e.g. serving/unet/1")
+    exp.add_argument("-m", "--model", default=DEFAULT_MODEL, help="preset name or .keras file")
+    exp.add_argument("--chunking", choices=("overlap", "spleeter"), default="overlap")
+    exp.set_defaults(func=_export)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

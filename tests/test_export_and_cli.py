@@ -1,0 +1,116 @@
+"""SavedModel export (TF Serving layout) and the keras-sep command line."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from keras_sep import cli
+from keras_sep.separator import Separator
+from test_separator import RATE, tiny_model
+
+
+@pytest.fixture(scope="module")
+def model():
+    import keras
+
+    keras.utils.set_random_seed(11)
+    return tiny_model()
+
+
+@pytest.fixture(scope="module")
+def model_file(model, tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    model.save(path)
+    return str(path)
+
+
+LOAD_AND_RUN = """
+import sys, numpy as np, tensorflow as tf
+served = tf.saved_model.load(sys.argv[1])
+fn = served.signatures["serving_default"]
+data = np.load(sys.argv[2])
+out = {}
+for key in data.files:
+    result = fn(waveform=tf.constant(data[key]))
+    for name, value in result.items():
+        out[f"{key}/{name}"] = value.numpy()
+np.savez(sys.argv[3], **out)
+"""
+
+
+@pytest.mark.parametrize("chunking", ["overlap", "spleeter"])
+def test_saved_model_reproduces_the_separator(model, tmp_path, chunking):
+    from keras_sep import export
+
+    sep = Separator(model, chunking=chunking)
+    path = export.export_saved_model(sep, str(tmp_path / "serving" / "tiny" / "1"))
+    shown = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "saved_model_cli"), "show", "--dir", path,
+         "--tag_set", "serve", "--signature_def", "serving_default"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    assert "inputs['waveform']" in shown and "(-1, 2)" in shown
+    for name in model.instruments:
+        assert f"outputs['{name}']" in shown
+    meta = json.load(open(os.path.join(path, "assets.extra", "keras_sep.json")))
+    assert meta["sample_rate"] == RATE and meta["instruments"] == list(model.instruments)
+
+    rng = np.random.default_rng(0)
+    inputs = {f"n{n}": rng.uniform(-0.5, 0.5, (n, 2)).astype(np.float32) for n in (1, 1500, 7000)}
+    np.savez(tmp_path / "in.npz", **inputs)
+    subprocess.run(
+        [sys.executable, "-c", LOAD_AND_RUN, path, str(tmp_path / "in.npz"), str(tmp_path / "out.npz")],
+        check=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+    )
+    served = np.load(tmp_path / "out.npz")
+    for key, wave in inputs.items():
+        expected = sep.separate(wave, sample_rate=RATE)
+        for name in model.instruments:
+            assert served[f"{key}/{name}"].shape == wave.shape
+            np.testing.assert_allclose(served[f"{key}/{name}"], expected[name], atol=1e-5)
+
+
+def test_cli_help_does_not_import_tensorflow():
+    code = "import sys; from keras_sep import cli; cli.build_parser(); print('tensorflow' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_cli_separate_writes_stems_and_fails_on_bad_input(model, model_file, tmp_path, capsys):
+    wave = np.random.default_rng(1).uniform(-0.5, 0.5, (6000, 2)).astype(np.float32)
+    sf.write(tmp_path / "a.wav", wave, RATE, subtype="FLOAT")
+    (tmp_path / "broken.wav").write_bytes(b"RIFF0000WAVEjunk")
+    out = tmp_path / "out"
+    code = cli.main([
+        "separate", str(tmp_path / "broken.wav"), str(tmp_path / "a.wav"), "-o", str(out),
+        "-m", model_file, "--codec", "flac", "--offset", "0.1", "--duration", "0.5",
+        "--filename-format", "{instrument}/{track}.{codec}", "--plot",
+    ])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "broken.wav: cannot read audio" in captured.err
+    expected = Separator(model).separate(wave[800:4800], sample_rate=RATE)
+    for name in model.instruments:
+        data, rate = sf.read(out / name / "a.flac", dtype="float32")
+        assert rate == RATE and data.shape == (4000, 2)
+        np.testing.assert_allclose(data, np.clip(expected[name], -1, 1), atol=2.0**-20)
+    assert (out / "a.png").stat().st_size > 10_000
+    assert sorted(p.name for p in out.rglob("*")) == sorted(
+        ["a.png", "a.flac", "a.flac", "vocals", "accompaniment"]
+    )
+    # Existing outputs are kept unless --overwrite.
+    assert cli.main(["separate", str(tmp_path / "a.wav"), "-o", str(out), "-m", model_file,
+                     "--codec", "flac", "--filename-format", "{instrument}/{track}.{codec}"]) == 1
+    assert cli.main(["separate", str(tmp_path / "a.wav"), "-o", str(out), "-m", model_file,
+                     "--codec", "flac", "--filename-format", "{instrument}/{track}.{codec}",
+                     "--overwrite"]) == 0
+
+
+def test_cli_unknown_model_is_one_line_error(tmp_path, capsys):
+    assert cli.main(["separate", "x.wav", "-o", str(tmp_path), "-m", "spleeter:9stems"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("keras-sep: spleeter:9stems:") and "\n" not in err
