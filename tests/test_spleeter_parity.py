@@ -57,3 +57,50 @@ def test_default_overlap_mode_stays_close_to_spleeter(model, mixture):
         print(f"overlap chunking, {name}: SNR vs Spleeter {snr:.1f} dB")
         # A 10.9 s input is one chunk in both modes: identical up to float error.
         assert snr >= 60
+
+
+def steady_song(seconds=36, rate=44100):
+    """A sustained sung vowel with vibrato over a held chord and a little noise."""
+    t = np.arange(int(seconds * rate)) / rate
+    f0 = 220 * (1 + 0.01 * np.sin(2 * np.pi * 5.5 * t))
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    voice = sum(
+        np.exp(-(((k * 220 - 700) / 900) ** 2)) * 0.2 / np.sqrt(k) * np.sin(k * phase)
+        for k in range(1, 30)
+    )
+    chord = sum(0.05 * np.sin(2 * np.pi * f * t) for f in (110, 164.8, 261.6, 329.6))
+    noise = np.random.default_rng(0).standard_normal((len(t), 2)) * 0.01
+    return ((voice + chord)[:, None] + noise).astype(np.float32)
+
+
+def test_no_audible_seams_between_chunks(model):
+    wave = steady_song()
+    rate, n = 44100, len(wave)
+    sep = Separator(model)
+    stems = sep.separate(wave)
+    hop = model.chunk_hop()
+    overlap = sep.overlap_frames
+    # Centre of each cross-fade, in input samples.
+    seams = [
+        ((c + 1) * hop + overlap / 2) * model.frame_step - model.frame_length
+        for c in range(8)
+    ]
+    seams = [s for s in seams if s < n - rate]
+    assert len(seams) >= 2
+    window = int(0.05 * rate)
+    for name, stem in stems.items():
+        power = (stem.astype(np.float64) ** 2).mean(axis=1)
+        count = n // window
+        energy = 10 * np.log10(power[: count * window].reshape(count, window).mean(axis=1))
+        centres = (np.arange(count) + 0.5) * window
+        inside = (centres > rate) & (centres < n - rate)
+        near = np.zeros(count, bool)
+        for seam in seams:
+            near |= np.abs(centres - seam) < 0.25 * rate
+        elsewhere = energy[inside & ~near]
+        at_seams = energy[near]
+        print(f"{name}: 50 ms energy at seams {at_seams.min():.2f}..{at_seams.max():.2f} dB, "
+              f"elsewhere {elsewhere.min():.2f}..{elsewhere.max():.2f} dB")
+        assert at_seams.min() >= elsewhere.min() - 1.0
+        assert at_seams.max() <= elsewhere.max() + 1.0
+        assert abs(at_seams.mean() - elsewhere.mean()) < 1.0
