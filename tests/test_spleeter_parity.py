@@ -16,7 +16,9 @@ pytestmark = pytest.mark.slow
 
 
 def snr_db(reference, estimate):
-    return 10 * np.log10(np.sum(reference.astype(np.float64) ** 2) / np.sum((reference - estimate).astype(np.float64) ** 2))
+    """``10·log10(Σref² / Σ(ref−est)²)``; infinite for identical signals."""
+    with np.errstate(divide="ignore"):
+        return 10 * np.log10(np.sum(reference.astype(np.float64) ** 2) / np.sum((reference - estimate).astype(np.float64) ** 2))
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +106,27 @@ def test_no_audible_seams_between_chunks(model):
         assert at_seams.min() >= elsewhere.min() - 1.0
         assert at_seams.max() <= elsewhere.max() + 1.0
         assert abs(at_seams.mean() - elsewhere.mean()) < 1.0
+
+
+@pytest.mark.parametrize("rate", [8000, 96000])
+def test_other_rates_match_separating_the_resampled_audio(model, mixture, rate):
+    from keras_sep import audio
+
+    excerpt = audio.resample(mixture[44100 * 3 : 44100 * 6], 44100, rate)
+    stems = Separator(model).separate(excerpt, sample_rate=rate)
+    reference = Separator(model).separate(audio.resample(excerpt, rate, 44100), sample_rate=44100)
+    for name in ("vocals", "accompaniment"):
+        assert abs(len(stems[name]) - len(excerpt)) <= 1
+        expected = audio.resample(reference[name], 44100, rate)[: len(stems[name])]
+        edge = rate // 10
+        assert snr_db(expected[edge:-edge], stems[name][edge:-edge]) > 40
+
+
+def test_tiny_and_silent_inputs(model):
+    for wave in (np.full((1, 2), 0.5, np.float32), np.zeros((44100, 2), np.float32)):
+        stems = Separator(model).separate(wave)
+        for name in ("vocals", "accompaniment"):
+            assert stems[name].shape == wave.shape
+            assert np.all(np.isfinite(stems[name]))
+    # Silence in, silence out: the masks multiply a zero spectrogram.
+    np.testing.assert_array_equal(stems["vocals"], 0.0)

@@ -1,0 +1,208 @@
+"""Separation speed and memory: keras_sep against real Spleeter, same machine, same run.
+
+    python benchmarks/separate_speed.py [--lengths 10.9 60 180 600] [--reps 3]
+        [--peer DIR]   # Spleeter peer made by ../shared/tools/spleeter_peer/setup.sh
+
+Every (system, length) runs in a fresh process so peak RSS is per length.
+keras_sep is timed three ways, model loaded and warmed up first, decoding
+excluded:
+  network   the U-Nets alone on the chunks of the audio (what Spleeter's
+            "graph" mode mostly measures), also reported as GFLOP/s;
+  separate  Separator.separate() on the in-memory array (default overlap
+            chunking and Spleeter chunking);
+  file      Separator.separate_to_file(): WAV on disk → stems on disk,
+            streamed (its peak RSS should not grow with length).
+Spleeter is timed by ../shared/tools/spleeter_peer/time_spleeter.py
+(--mode graph). Where the peer saved its stems, the SNR of keras_sep's
+Spleeter-chunking and overlap outputs against them is printed too.
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHARED = os.path.join(HERE, "..", "..", "shared")
+INPUT = os.path.join(SHARED, "data", "spleeter_2stems", "input_waveform.npy")
+PEER_SCRIPT = os.path.join(SHARED, "tools", "spleeter_peer", "time_spleeter.py")
+RATE = 44100
+
+
+def tiled(seconds):
+    wave = np.load(INPUT).astype(np.float32)
+    n = int(round(seconds * RATE))
+    return np.ascontiguousarray(np.tile(wave, (n // len(wave) + 1, 1))[:n])
+
+
+def worker(args):
+    """One keras_sep measurement in this process; prints one JSON line."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    from keras_sep import pretrained
+    from keras_sep.separator import Separator
+
+    wave = tiled(args.seconds)
+    model = pretrained.load_model("spleeter:2stems")
+    result = {"system": "keras_sep", "mode": args.mode, "audio_s": round(len(wave) / RATE, 3)}
+
+    if args.mode == "network":
+        chunks = model.num_chunks(len(wave), 0)
+        x = tf.random.uniform((chunks, model.chunk_frames, model.spectrogram_model.bins, 2))
+        net = tf.function(lambda v: model.spectrogram_model(v, training=False))
+        run = lambda: [t.numpy() for t in net(x).values()]  # noqa: E731
+    elif args.mode in ("separate", "separate-spleeter"):
+        chunking = "spleeter" if args.mode == "separate-spleeter" else "overlap"
+        sep = Separator(model, chunking=chunking, progress=False)
+        run = lambda: sep.separate(wave)  # noqa: E731
+    else:
+        from keras_sep import audio
+
+        folder = tempfile.mkdtemp()
+        source = os.path.join(folder, "in.wav")
+        audio.save(source, wave, RATE)
+        del wave
+        sep = Separator(model, progress=False)
+        run = lambda: sep.separate_to_file(source, folder, overwrite=True)  # noqa: E731
+
+    out = run()  # warm-up: traces the graph
+    times = []
+    for _ in range(args.reps):
+        start = time.perf_counter()
+        out = run()
+        times.append(time.perf_counter() - start)
+    if args.save and isinstance(out, dict) and args.mode.startswith("separate"):
+        np.savez(args.save, **out)
+    median = float(np.median(times))
+    result.update(
+        median_s=round(median, 3),
+        x_realtime=round(result["audio_s"] / median, 1),
+        peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    )
+    if args.mode == "network":
+        chunks = model.num_chunks(int(result["audio_s"] * RATE), 0)
+        result["gflop_per_s"] = round(chunks * unet_gflop(model) / median, 1)
+    print(json.dumps(result))
+
+
+def unet_gflop(model):
+    """GFLOP (2 × multiply-adds) of all convolutions for one chunk.
+
+    Frames and bins are halved together at every stage, so a layer's
+    frame count follows from its bin count."""
+    import keras
+
+    net = model.spectrogram_model
+    total = 0
+    for layer in net.layers:
+        conv = getattr(layer, "conv", layer)
+        if not isinstance(conv, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
+            continue
+        width_in = layer.input.shape[2]
+        positions_in = (model.chunk_frames * width_in / net.bins) * width_in
+        kh, kw = conv.kernel.shape[:2]
+        if isinstance(conv, keras.layers.Conv2DTranspose):
+            cout, cin = conv.kernel.shape[2:]
+            positions = positions_in  # every input position meets the whole kernel
+        else:
+            cin, cout = conv.kernel.shape[2:]
+            positions = positions_in / np.prod(conv.strides)
+        total += 2 * kh * kw * cin * cout * positions
+    return total / 1e9
+
+
+def machine_peak():
+    """GFLOP/s of a large float32 matmul: a practical peak for this machine."""
+    import tensorflow as tf
+
+    a = tf.random.uniform((2048, 2048))
+    f = tf.function(lambda x: tf.linalg.matmul(x, x))
+    f(a).numpy()
+    start = time.perf_counter()
+    for _ in range(5):
+        f(a).numpy()
+    return 5 * 2 * 2048**3 / (time.perf_counter() - start) / 1e9
+
+
+def run_json(command, env=None):
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode or not lines:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        return {"error": " | ".join(tail)}
+    return json.loads(lines[-1])
+
+
+def snr_db(reference, estimate):
+    return 10 * np.log10(np.sum(reference.astype(np.float64) ** 2) / np.sum((reference - estimate).astype(np.float64) ** 2))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lengths", type=float, nargs="+", default=[10.9, 60, 180, 600])
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--peer", default=os.path.expanduser("~/.cache/spleeter_peer"))
+    parser.add_argument("--modes", nargs="+", default=["network", "separate", "separate-spleeter", "file"])
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", help=argparse.SUPPRESS)
+    parser.add_argument("--seconds", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--save", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args)
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    peer_python = os.path.join(args.peer, "venv", "bin", "python")
+    have_peer = os.path.exists(peer_python) and os.path.isdir(os.path.join(args.peer, "pretrained_models", "2stems"))
+    print(f"machine: {os.cpu_count()} cores; practical peak (2048² matmul): {machine_peak():.0f} GFLOP/s")
+    if not have_peer:
+        print(f"Spleeter peer not found in {args.peer}: run ../shared/tools/spleeter_peer/setup.sh for the comparison")
+    rows = []
+    scratch = tempfile.mkdtemp()
+    for seconds in args.lengths:
+        peer = None
+        if have_peer:
+            source = os.path.join(scratch, f"in_{seconds}.npy")
+            np.save(source, tiled(seconds))
+            save = os.path.join(scratch, f"peer_{seconds}")
+            env = dict(os.environ, MODEL_PATH=os.path.join(args.peer, "pretrained_models"), CUDA_VISIBLE_DEVICES="")
+            peer = run_json([peer_python, PEER_SCRIPT, source, "--mode", "graph", "--reps", str(args.reps), "--save", save], env)
+            os.remove(source)
+            rows.append(("spleeter 2.4.2", "graph", seconds, peer))
+        for mode in args.modes:
+            save = os.path.join(scratch, f"ours_{mode}_{seconds}.npz")
+            ours = run_json([sys.executable, __file__, "--worker", "--mode", mode, "--seconds", str(seconds),
+                             "--reps", str(args.reps), "--save", save])
+            if peer and "median_s" in peer and "median_s" in ours:
+                ours["speedup_vs_spleeter_graph"] = round(peer["median_s"] / ours["median_s"], 2)
+            if have_peer and os.path.exists(save) and os.path.exists(os.path.join(scratch, f"peer_{seconds}", "vocals.npy")):
+                stems = np.load(save)
+                ours["snr_db"] = {
+                    name: round(float(snr_db(np.load(os.path.join(scratch, f"peer_{seconds}", f"{name}.npy")), stems[name])), 1)
+                    for name in ("vocals", "accompaniment")
+                }
+            rows.append(("keras_sep", mode, seconds, ours))
+            print(json.dumps({"seconds": seconds, "mode": mode, **ours}), file=sys.stderr)
+
+    print()
+    print("| system | mode | audio s | time s | × real time | peak RSS MB | × Spleeter graph | GFLOP/s "
+          "| SNR vs Spleeter (voc/acc dB) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for system, mode, seconds, r in rows:
+        if "error" in r:
+            print(f"| {system} | {mode} | {seconds} | error: {r['error'][:80]} |||||")
+            continue
+        snr = r.get("snr_db")
+        snr = f"{snr['vocals']} / {snr['accompaniment']}" if snr else ""
+        print(f"| {system} | {mode} | {r['audio_s']} | {r['median_s']} | {r['x_realtime']} | {r['peak_rss_mb']} | "
+              f"{r.get('speedup_vs_spleeter_graph', '')} | {r.get('gflop_per_s', '')} | {snr} |")
+
+
+if __name__ == "__main__":
+    main()
