@@ -1,2 +1,11 @@
 """Keras 3 layers of keras_sep, one public class per module."""
 import keras_sep  # noqa: F401  (sets KERAS_BACKEND before keras is imported)
+from keras_sep.layers.stft import STFT  # noqa: E402
+from keras_sep.layers.istft import ISTFT  # noqa: E402
+from keras_sep.layers.magnitude import Magnitude  # noqa: E402
+from keras_sep.layers.tied_dense import TiedDense  # noqa: E402
+from keras_sep.layers.conv_block import Conv2DBlock  # noqa: E402
+from keras_sep.layers.conv_transpose_block import Conv2DTransposeBlock  # noqa: E402
+from keras_sep.layers.max_pooling_argmax import MaxPoolingWithArgmax2D  # noqa: E402
+from keras_sep.layers.max_unpooling import MaxUnpooling2D  # noqa: E402
+from keras_sep.layers.upsampling import Upsampling2D  # noqa: E402
