@@ -9,3 +9,7 @@ from keras_sep.layers.conv_transpose_block import Conv2DTransposeBlock  # noqa: 
 from keras_sep.layers.max_pooling_argmax import MaxPoolingWithArgmax2D  # noqa: E402
 from keras_sep.layers.max_unpooling import MaxUnpooling2D  # noqa: E402
 from keras_sep.layers.upsampling import Upsampling2D  # noqa: E402
+from keras_sep.layers.additive_gaussian_noise import AdditiveGaussianNoise  # noqa: E402,F401
+from keras_sep.layers.masking_noise import MaskingNoise  # noqa: E402,F401
+from keras_sep.layers.salt_and_pepper_noise import SaltAndPepperNoise  # noqa: E402,F401
+from keras_sep.layers.cross_occlusion import CrossOcclusion  # noqa: E402,F401

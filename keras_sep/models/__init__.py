@@ -2,3 +2,7 @@
 import keras_sep  # noqa: F401  (sets KERAS_BACKEND before keras is imported)
 from keras_sep.models.unet_separator import UNetSeparator, unet_separator  # noqa: E402,F401
 from keras_sep.models.waveform_separator import WaveformSeparator  # noqa: E402,F401
+from keras_sep.models.dense_autoencoder import DenseAutoencoder, dense_autoencoder  # noqa: E402,F401
+from keras_sep.models.deep_autoencoder import deep_autoencoder  # noqa: E402,F401
+from keras_sep.models.pca import PCA, pca_baseline  # noqa: E402,F401
+from keras_sep.models.denoising_autoencoder import DenoisingAutoencoder, denoising_autoencoder  # noqa: E402,F401
