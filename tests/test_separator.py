@@ -146,3 +146,22 @@ def test_bad_file_leaves_no_output(model, tmp_path):
     with pytest.raises(audio.AudioError, match="bad.mp3"):
         Separator(model).separate_to_file(bad, tmp_path / "out")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.wav"))
+
+
+def test_mixed_precision_keeps_stft_masks_and_outputs_float32(model):
+    import keras
+
+    wave = _noise(3000, seed=4)
+    reference = _graph(model, wave, model.overlap_frames)
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        mixed = tiny_model()
+        mixed.spectrogram_model.set_weights(model.spectrogram_model.get_weights())
+        assert mixed.spectrogram_model.get_layer("vocals_encoder_0").compute_dtype == "float16"
+        out = mixed(wave[None])
+    finally:
+        keras.config.set_dtype_policy("float32")
+    for name in model.instruments:
+        assert out[name].dtype == "float32"
+        scale = np.abs(reference[name]).max()
+        np.testing.assert_allclose(np.asarray(out[name][0]), reference[name], atol=2e-2 * scale)
