@@ -1,0 +1,182 @@
+"""Separation quality with museval (BSS Eval v4), NSDR and oracle masks.
+
+Per track, museval gives SDR, SIR, SAR and ISR on one-second frames; as in
+SiSEC 2018 a track's score is the median over its frames and a method's
+score the median over tracks. NSDR is the SDR gained over using the mixture
+itself as the estimate. The oracle rows separate with ideal masks computed
+from the true sources with the same STFT as the model: the ideal ratio mask
+(IRM, ``|S_i| / Σ|S_j|``) and the ideal binary mask (IBM), upper bounds for
+any masking separator.
+"""
+import json
+import os
+
+import numpy as np
+
+from keras_sep import audio
+
+METRICS = ("SDR", "SIR", "SAR", "ISR")
+
+
+def _stft(x, frame_length, frame_step):
+    """Complex STFT ``(frames, bins, channels)`` of ``(samples, channels)``, numpy."""
+    pad = np.pad(x, ((frame_length, frame_length), (0, 0)))
+    count = 1 + (len(pad) - frame_length) // frame_step
+    index = np.arange(frame_length)[None, :] + frame_step * np.arange(count)[:, None]
+    window = np.hanning(frame_length + 1)[:-1][None, :, None]
+    return np.fft.rfft(pad[index] * window, axis=1)
+
+
+def _istft(spec, frame_length, frame_step, length):
+    window = np.hanning(frame_length + 1)[:-1]
+    frames = np.fft.irfft(spec, n=frame_length, axis=1) * window[None, :, None]
+    total = (len(frames) - 1) * frame_step + frame_length
+    out = np.zeros((total, spec.shape[2]))
+    norm = np.zeros(total)
+    for i, frame in enumerate(frames):
+        out[i * frame_step : i * frame_step + frame_length] += frame
+        norm[i * frame_step : i * frame_step + frame_length] += window**2
+    out /= np.maximum(norm, 1e-8)[:, None]
+    return out[frame_length : frame_length + length].astype(np.float32)
+
+
+def oracle_separation(mixture, sources, kind="irm", frame_length=4096, frame_step=1024):
+    """Separate ``mixture`` with ideal masks from the true ``sources``.
+
+    Args:
+        mixture: ``(samples, channels)``.
+        sources: ``{name: (samples, channels)}`` whose sum is the mixture.
+        kind: ``"irm"`` (ratio of magnitudes) or ``"ibm"`` (1 for the
+            loudest source in each bin).
+
+    Returns:
+        ``{name: (samples, channels)}``.
+    """
+    if kind not in ("irm", "ibm"):
+        raise ValueError(f"kind must be 'irm' or 'ibm', got {kind!r}")
+    mix_spec = _stft(mixture, frame_length, frame_step)
+    magnitudes = np.stack([np.abs(_stft(s, frame_length, frame_step)) for s in sources.values()])
+    if kind == "irm":
+        masks = magnitudes / (magnitudes.sum(axis=0, keepdims=True) + 1e-10)
+    else:
+        masks = (magnitudes == magnitudes.max(axis=0, keepdims=True)).astype(np.float64)
+    return {
+        name: _istft(mix_spec * mask, frame_length, frame_step, len(mixture))
+        for name, mask in zip(sources, masks)
+    }
+
+
+def bss_eval(references, estimates, window=44100, hop=44100):
+    """BSS Eval v4 of ``estimates`` against ``references`` (dicts of one key set).
+
+    Returns ``{name: {metric: median over frames}}`` (NaN frames, e.g. silent
+    references, are ignored as in museval's aggregation).
+    """
+    import museval
+
+    names = list(references)
+    length = min(min(len(references[n]) for n in names), min(len(estimates[n]) for n in names))
+    ref = np.stack([references[n][:length] for n in names])
+    est = np.stack([estimates[n][:length] for n in names])
+    scores = museval.evaluate(ref, est, win=window, hop=hop)
+    table = dict(zip(("SDR", "ISR", "SIR", "SAR"), scores))
+    return {
+        name: {metric: float(np.nanmedian(table[metric][i])) for metric in METRICS}
+        for i, name in enumerate(names)
+    }
+
+
+def folder_tracks(root, subset="test", targets=None, sample_rate=44100):
+    """Yield ``(track, mixture, {target: source})`` from a MUSDB-layout folder.
+
+    ``root/subset/<track>/{mixture,<stem>...}.wav``; ``targets`` maps each
+    target to the stems summed for it (default: every stem as itself). The
+    mixture is the file if present, else the sum of all stems.
+    """
+    folder = os.path.join(root, subset)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{folder}: no such folder (expected ROOT/{subset}/<track>/<stem>.wav)")
+    for track in sorted(os.listdir(folder)):
+        path = os.path.join(folder, track)
+        stems = {
+            os.path.splitext(f)[0]: os.path.join(path, f)
+            for f in sorted(os.listdir(path))
+            if f.endswith((".wav", ".flac")) and not f.startswith("mixture")
+        }
+        loaded = {n: audio.load(p, sample_rate)[0] for n, p in stems.items()}
+        groups = targets or {n: [n] for n in loaded}
+        sources = {t: sum(loaded[s] for s in members) for t, members in groups.items()}
+        mixture_file = [f for f in os.listdir(path) if f.startswith("mixture.")]
+        if mixture_file:
+            mixture = audio.load(os.path.join(path, mixture_file[0]), sample_rate)[0]
+        else:
+            mixture = sum(loaded.values())
+        yield track, mixture, sources
+
+
+def evaluate(separator, tracks, oracles=("irm", "ibm"), window=44100, hop=44100, progress=True):
+    """Evaluate ``separator`` (a :class:`keras_sep.Separator`) on ``tracks``.
+
+    Args:
+        tracks: iterable of ``(name, mixture, {target: source})`` at the
+            separator's sample rate (see :func:`folder_tracks`).
+        oracles: oracle rows to add (``"irm"``, ``"ibm"``).
+
+    Returns:
+        ``{"tracks": {track: {method: {target: metrics}}}, "summary":
+        {method: {target: {metric: median over tracks}}}}``; metrics include
+        ``NSDR``. The methods are ``"model"``, ``"mixture"`` and the oracles.
+    """
+    from tqdm.auto import tqdm
+
+    results = {}
+    for track, mixture, sources in tqdm(list(tracks), desc="evaluate", disable=not progress):
+        estimates = separator.separate(mixture, sample_rate=separator.sample_rate)
+        names = [n for n in sources if n in estimates]
+        if not names:
+            raise ValueError(f"{track}: no target among {sorted(sources)} is an output of the model {sorted(estimates)}")
+        # Compare on the stereo layout the model outputs.
+        reference = {n: _stereo(sources[n], estimates[n].shape[1]) for n in names}
+        mix = _stereo(mixture, estimates[names[0]].shape[1])
+        rows = {"mixture": bss_eval(reference, {n: mix for n in names}, window, hop)}
+        rows["model"] = bss_eval(reference, {n: estimates[n] for n in names}, window, hop)
+        for kind in oracles:
+            rows[f"oracle_{kind}"] = bss_eval(reference, oracle_separation(mix, reference, kind), window, hop)
+        for method, scores in rows.items():
+            for n in names:
+                scores[n]["NSDR"] = scores[n]["SDR"] - rows["mixture"][n]["SDR"]
+        results[track] = rows
+    return {"tracks": results, "summary": _summary(results)}
+
+
+def _stereo(x, channels):
+    return np.repeat(x, channels, axis=1) if x.shape[1] == 1 and channels > 1 else x[:, :channels]
+
+
+def _summary(results):
+    summary = {}
+    for rows in results.values():
+        for method, scores in rows.items():
+            for target, metrics in scores.items():
+                for metric, value in metrics.items():
+                    summary.setdefault(method, {}).setdefault(target, {}).setdefault(metric, []).append(value)
+    return {
+        method: {t: {m: float(np.nanmedian(v)) for m, v in metrics.items()} for t, metrics in targets.items()}
+        for method, targets in summary.items()
+    }
+
+
+def format_table(results, metrics=("NSDR", "SDR", "SIR", "SAR")):
+    """A markdown table of the summary: one row per method and target."""
+    lines = ["| method | target | " + " | ".join(metrics) + " |", "|---|---|" + "---|" * len(metrics)]
+    for method, targets in results["summary"].items():
+        for target, values in targets.items():
+            cells = " | ".join(f"{values[m]:.2f}" for m in metrics)
+            lines.append(f"| {method} | {target} | {cells} |")
+    return "\n".join(lines)
+
+
+def save_json(results, path):
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(results, handle, indent=2)
+    return path
