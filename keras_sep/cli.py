@@ -1,4 +1,4 @@
-"""``keras-sep``: separate songs and export models from the command line.
+"""``keras-sep``: separate, evaluate and export from the command line.
 
 TensorFlow is imported inside each command, so ``keras-sep --help`` answers
 at once.
@@ -58,6 +58,37 @@ def _export(args):
     return 0
 
 
+def _parse_targets(items):
+    """``["vocals=vocals", "accompaniment=drums+bass+other"]`` → grouping dict."""
+    if not items:
+        return None
+    targets = {}
+    for item in items:
+        name, _, members = item.partition("=")
+        if not name or not members:
+            raise SystemExit(f"keras-sep: --target must look like NAME=STEM[+STEM...], got {item!r}")
+        targets[name] = members.split("+")
+    return targets
+
+
+def _evaluate(args):
+    from keras_sep import evaluation
+    from keras_sep.separator import Separator
+
+    separator = Separator(args.model, chunking=args.chunking)
+    tracks = evaluation.folder_tracks(args.root, args.subset, _parse_targets(args.target), separator.sample_rate)
+    try:
+        results = evaluation.evaluate(separator, tracks, oracles=() if args.no_oracle else ("irm", "ibm"))
+    except (FileNotFoundError, ValueError) as error:
+        print(f"keras-sep: {' '.join(str(error).split())}", file=sys.stderr)
+        return 1
+    print(evaluation.format_table(results))
+    if args.json:
+        evaluation.save_json(results, args.json)
+        print(f"per-track results: {args.json}")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-sep",
@@ -87,6 +118,19 @@ def build_parser():
     )
     sep.add_argument("--batch-size", type=int, default=2, help="chunks per network call (default: %(default)s)")
     sep.set_defaults(func=_separate)
+
+    ev = commands.add_parser("evaluate", help="BSS Eval v4 (museval) of a model on a stems folder")
+    ev.add_argument("root", help="MUSDB-layout folder: ROOT/SUBSET/<track>/<stem>.wav")
+    ev.add_argument("-m", "--model", default=DEFAULT_MODEL, help="preset name or .keras file")
+    ev.add_argument("--subset", default="test")
+    ev.add_argument(
+        "--target", action="append",
+        help="NAME=STEM[+STEM...], repeatable (e.g. accompaniment=drums+bass+other); default: each stem",
+    )
+    ev.add_argument("--no-oracle", action="store_true", help="skip the IRM/IBM oracle rows")
+    ev.add_argument("--json", help="also write per-track results here")
+    ev.add_argument("--chunking", choices=("overlap", "spleeter"), default="overlap")
+    ev.set_defaults(func=_evaluate)
 
     exp = commands.add_parser("export", help="export a separator as a TF Serving SavedModel")
     exp.add_argument("directory", help="version folder, e.g. serving/unet/1")

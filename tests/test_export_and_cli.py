@@ -114,3 +114,20 @@ def test_cli_unknown_model_is_one_line_error(tmp_path, capsys):
     assert cli.main(["separate", "x.wav", "-o", str(tmp_path), "-m", "spleeter:9stems"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("keras-sep: spleeter:9stems:") and "\n" not in err
+
+
+def test_cli_evaluate_prints_the_table(model_file, tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    folder = tmp_path / "test" / "song"
+    folder.mkdir(parents=True)
+    for name in ("vocals", "drums", "bass"):
+        sf.write(folder / f"{name}.wav", rng.uniform(-0.3, 0.3, (3 * RATE, 2)).astype(np.float32), RATE)
+    out_json = tmp_path / "scores.json"
+    code = cli.main(["evaluate", str(tmp_path), "-m", model_file, "--target", "vocals=vocals",
+                     "--target", "accompaniment=drums+bass", "--json", str(out_json)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "| model | vocals |" in printed and "| oracle_ibm | accompaniment |" in printed
+    saved = json.load(open(out_json))
+    assert set(saved["tracks"]["song"]) == {"model", "mixture", "oracle_irm", "oracle_ibm"}
+    assert cli.main(["evaluate", str(tmp_path / "nowhere"), "-m", model_file]) == 1
