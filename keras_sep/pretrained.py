@@ -30,6 +30,8 @@ import tempfile
 import urllib.request
 import zipfile
 
+from keras_sep._cache import cache_dir  # noqa: F401  (re-exported)
+
 _PRESETS_FILE = os.path.join(os.path.dirname(__file__), "resources", "presets.json")
 _DOWNLOAD_TIMEOUT_S = 60
 
@@ -50,14 +52,6 @@ def get_preset(name):
         models = sorted(k for k in table if not k.startswith("asset:"))
         raise ValueError(f"unknown preset {name!r}; available: {models}")
     return table[name]
-
-
-def cache_dir():
-    root = os.environ.get("KERAS_SEP_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "keras_sep"
-    )
-    os.makedirs(root, exist_ok=True)
-    return root
 
 
 def _slug(name):
