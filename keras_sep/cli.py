@@ -48,6 +48,21 @@ def _separate(args):
     return 1 if failed else 0
 
 
+def _train(args):
+    from keras_sep import recipes
+
+    try:
+        config = recipes.resolve(args.config, args.set or ())
+    except (OSError, ValueError) as error:
+        print(f"keras-sep: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
+    separator, history = recipes.train(config, args.output)
+    print(f"trained separator: {os.path.join(args.output, 'separator.keras')}")
+    print(f"resolved config:   {os.path.join(args.output, 'config.json')}")
+    print(f"final loss: {history['loss'][-1]:.5f}" + (f", val_loss: {history['val_loss'][-1]:.5f}" if "val_loss" in history else ""))
+    return 0
+
+
 def _export(args):
     from keras_sep import export
     from keras_sep.separator import Separator
@@ -118,6 +133,17 @@ def build_parser():
     )
     sep.add_argument("--batch-size", type=int, default=2, help="chunks per network call (default: %(default)s)")
     sep.set_defaults(func=_separate)
+
+    tr = commands.add_parser(
+        "train", help="train a separator from a JSON config (default: U-Net on the built-in Bach dataset)"
+    )
+    tr.add_argument("-c", "--config", help="JSON file with model / data / training sections")
+    tr.add_argument(
+        "--set", action="append", metavar="SECTION.KEY=VALUE",
+        help="override, repeatable, e.g. --set training.epochs=3 --set model.overrides.filters=[8,16]",
+    )
+    tr.add_argument("-o", "--output", default="trained", help="folder for separator.keras, config.json, backups, logs")
+    tr.set_defaults(func=_train)
 
     ev = commands.add_parser("evaluate", help="BSS Eval v4 (museval) of a model on a stems folder")
     ev.add_argument("root", help="MUSDB-layout folder: ROOT/SUBSET/<track>/<stem>.wav")

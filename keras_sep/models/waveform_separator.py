@@ -229,6 +229,14 @@ class WaveformSeparator(keras.Model):
         )
         return config
 
+    def with_spectrogram_model(self, spectrogram_model):
+        """A new wrapper with the same signal settings around another network
+        (e.g. one trained under a distribution strategy)."""
+        config = self.get_config()
+        for key in ("spectrogram_model", "trainable", "dtype"):
+            config.pop(key, None)
+        return self.__class__(spectrogram_model, **config)
+
     @classmethod
     def from_config(cls, config):
         config = dict(config)

@@ -1,0 +1,169 @@
+"""Train a separator from one JSON configuration (what ``keras-sep train`` runs).
+
+A configuration has three sections; anything left out takes the defaults
+below. ``resolve(config, overrides)`` merges them, ``train(config,
+output_dir)`` runs it and writes ``separator.keras`` (waveform in, stems
+out: ready for ``keras-sep separate -m``) and ``config.json`` (the resolved
+configuration) into ``output_dir``.
+
+    {
+      "model": {"preset": "spleeter:2stems", "pretrained": false, "overrides": {}},
+      "data": {"source": "bach", "root": null, "targets": null, "tracks": 8,
+               "seconds": 30, "batch_size": 4, "augment": true, "seed": 0},
+      "training": {"epochs": 10, "steps_per_epoch": 50, "validation_steps": 4,
+                   "learning_rate": 1e-4, "loss": "l1", "precision": "auto",
+                   "strategy": "auto", "freeze_encoder": false, "patience": 10}
+    }
+
+``model.overrides`` are :class:`UNetSeparator` arguments (e.g. smaller
+``filters``) and, under ``"signal"``, :class:`WaveformSeparator` ones.
+``data.source`` is ``"bach"`` (the built-in dataset), ``"folder"`` (a
+MUSDB-layout folder at ``data.root``) or ``"musdb"`` (MUSDB18 at
+``data.root`` through the musdb package).
+"""
+import copy
+import json
+import os
+
+DEFAULTS = {
+    "model": {"preset": "spleeter:2stems", "pretrained": False, "overrides": {}},
+    "data": {
+        "source": "bach", "root": None, "targets": None, "tracks": 8, "seconds": 30.0,
+        "batch_size": 4, "augment": True, "seed": 0, "cache": "memory", "is_wav": False,
+    },
+    "training": {
+        "epochs": 10, "steps_per_epoch": 50, "validation_steps": 4, "learning_rate": 1e-4,
+        "loss": "l1", "precision": "auto", "strategy": "auto", "freeze_encoder": False,
+        "patience": 10,
+    },
+}
+
+
+def _merge(base, update):
+    merged = copy.deepcopy(base)
+    for key, value in (update or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "targets":
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_override(text):
+    """``"training.epochs=3"`` → ``(["training", "epochs"], 3)`` (JSON values, else strings)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"override must look like section.key=value, got {text!r}")
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+    return key.split("."), parsed
+
+
+def resolve(config=None, overrides=()):
+    """Defaults ← ``config`` (dict or JSON path) ← ``overrides`` (``a.b=value``)."""
+    if isinstance(config, (str, os.PathLike)):
+        with open(config, encoding="utf-8") as handle:
+            config = json.load(handle)
+    resolved = _merge(DEFAULTS, config or {})
+    for text in overrides:
+        path, value = parse_override(text)
+        node = resolved
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    unknown = set(resolved) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown configuration sections {sorted(unknown)}; expected {sorted(DEFAULTS)}")
+    return resolved
+
+
+def build_separator(model_config):
+    """The :class:`WaveformSeparator` a configuration describes."""
+    from keras_sep import pretrained
+    from keras_sep.models import UNetSeparator, WaveformSeparator
+
+    preset = model_config["preset"]
+    overrides = dict(model_config.get("overrides") or {})
+    signal = dict(pretrained.get_preset(preset)["signal"], **overrides.pop("signal", {}))
+    if model_config.get("pretrained"):
+        if overrides:
+            raise ValueError(f"pretrained models cannot change their architecture, got overrides {sorted(overrides)}")
+        loaded = pretrained.load_model(preset)
+        return WaveformSeparator(loaded.spectrogram_model, **signal)
+    net = UNetSeparator(**dict(pretrained.get_preset(preset)["model"], **overrides))
+    return WaveformSeparator(net, **signal)
+
+
+def datasets(data_config, separator):
+    """``(train, validation)`` spectrogram-pair datasets for ``separator``."""
+    from keras_sep import data
+
+    settings = data.spectrogram_settings(separator)
+    source, seed = data_config["source"], data_config["seed"]
+    targets = data_config.get("targets")
+    if source == "bach":
+        root = data.bach_chorales(num_tracks=data_config["tracks"], seconds=data_config["seconds"], seed=seed)
+        targets = targets or _bach_targets(separator.instruments)
+    elif source in ("folder", "musdb"):
+        root = data_config.get("root")
+        if not root:
+            raise ValueError(f"data.source={source!r} needs data.root")
+    else:
+        raise ValueError(f"data.source must be 'bach', 'folder' or 'musdb', got {source!r}")
+    augment = data_config["augment"]
+    common = dict(targets=targets, samples=settings["samples"], seed=seed, cache=data_config["cache"])
+    if source == "musdb":
+        make = lambda subset, **kw: data.musdb_dataset(root, subset="train", split=subset, is_wav=data_config["is_wav"], **kw)  # noqa: E731
+        train_split, valid_split = "train", "valid"
+    else:
+        make = lambda subset, **kw: data.stems_dataset(root, subset, **kw)  # noqa: E731
+        train_split, valid_split = "train", "test"
+    train = make(train_split, remix=augment, gain=(0.25, 1.25) if augment else None,
+                 channel_swap=augment, **common)
+    valid = make(valid_split, random_chunks=False, **common)
+    batch_size = data_config["batch_size"]
+    train = data.to_spectrogram_pairs(data.batch(train, batch_size, shuffle_buffer=64, seed=seed), separator)
+    valid = data.to_spectrogram_pairs(data.batch(valid, batch_size, repeat=True), separator)
+    return train, valid
+
+
+def _bach_targets(instruments):
+    from keras_sep.data import bach
+
+    for grouping in (bach.TWO_STEMS, bach.FOUR_STEMS):
+        if set(instruments) == set(grouping):
+            return grouping
+    raise ValueError(
+        f"the built-in dataset has groupings {sorted(bach.TWO_STEMS)} and {sorted(bach.FOUR_STEMS)}; "
+        f"give data.targets for instruments {list(instruments)}"
+    )
+
+
+def train(config, output_dir):
+    """Run a resolved configuration; returns ``(separator, history)``."""
+    from keras_sep import training
+
+    os.makedirs(output_dir, exist_ok=True)
+    settings = config["training"]
+    precision = training.set_precision(settings["precision"])
+    separator = build_separator(config["model"])
+    if config["model"].get("pretrained"):
+        training.inference_mode_batch_norm(separator.spectrogram_model)
+    if settings["freeze_encoder"]:
+        training.freeze_encoder(separator.spectrogram_model)
+    train_ds, valid_ds = datasets(config["data"], separator)
+    net, history = training.fit_separator(
+        separator.spectrogram_model, train_ds, valid_ds, epochs=settings["epochs"],
+        steps_per_epoch=settings["steps_per_epoch"], validation_steps=settings["validation_steps"],
+        learning_rate=settings["learning_rate"], loss=settings["loss"], output_dir=output_dir,
+        strategy=settings["strategy"], precision=precision, patience=settings["patience"],
+        config=config,
+    )
+    trained = separator.with_spectrogram_model(net)
+    path = os.path.join(output_dir, "separator.keras")
+    trained.save(path)
+    with open(os.path.join(output_dir, "config.json"), "w", encoding="utf-8") as handle:
+        json.dump(dict(config, resolved_precision=precision), handle, indent=2)
+    return trained, history
