@@ -6,3 +6,7 @@ from keras_sep.models.dense_autoencoder import DenseAutoencoder, dense_autoencod
 from keras_sep.models.deep_autoencoder import deep_autoencoder  # noqa: E402,F401
 from keras_sep.models.pca import PCA, pca_baseline  # noqa: E402,F401
 from keras_sep.models.denoising_autoencoder import DenoisingAutoencoder, denoising_autoencoder  # noqa: E402,F401
+from keras_sep.models.anomaly_detector import AnomalyDetector  # noqa: E402,F401
+from keras_sep.models.conv_autoencoder import ConvAutoencoder, conv_autoencoder  # noqa: E402,F401
+from keras_sep.models.encoder_decoder import EncoderDecoder, encoder_decoder  # noqa: E402,F401
+from keras_sep.models.unet import UNet, unet  # noqa: E402,F401

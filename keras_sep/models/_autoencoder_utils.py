@@ -1,0 +1,51 @@
+"""Shared helpers of the autoencoder models (private).
+
+An autoencoder's ``.encoder`` and ``.decoder`` are separate functional models
+over the very layer objects of the main model, built on first access. They
+are never nested into the main model, which stays flat: ``TiedDense`` ties
+survive ``.keras`` files only between layers of one flat model.
+"""
+import keras
+import numpy as np
+
+
+def chain_model(layers, input_shape, name):
+    """Functional model applying ``layers`` one after the other."""
+    inputs = keras.Input(shape=tuple(input_shape), name=f"{name}_input")
+    x = inputs
+    for layer in layers:
+        x = layer(x)
+    return keras.Model(inputs, x, name=name)
+
+
+def cached_submodel(model, attribute, build):
+    """``build()`` once, cached outside Keras's attribute tracking.
+
+    A tracked attribute would make the sub-model part of the main model's
+    saved state and weight lists; it is a view on the same layers instead.
+    """
+    cached = model.__dict__.get(attribute)
+    if cached is None:
+        cached = build()
+        object.__setattr__(model, attribute, cached)
+    return cached
+
+
+def predict_numpy(model, x, batch_size=256):
+    """``model(x)`` in inference mode as a float numpy array, in batches."""
+    x = np.asarray(x, dtype="float32")
+    outputs = [
+        keras.ops.convert_to_numpy(model(x[i : i + batch_size], training=False))
+        for i in range(0, len(x), batch_size)
+    ]
+    if not outputs:
+        return np.zeros((0,) + tuple(model.output.shape[1:]), "float32")
+    return np.concatenate(outputs, axis=0)
+
+
+def check_units(name, units, allow_empty=True):
+    """Validate a tuple of positive layer sizes; return it as ints."""
+    units = tuple(int(u) for u in units)
+    if (not units and not allow_empty) or any(u < 1 for u in units):
+        raise ValueError(f"{name} must be positive sizes, got {units!r}")
+    return units
