@@ -114,13 +114,15 @@ def folder_tracks(root, subset="test", targets=None, sample_rate=44100):
         yield track, mixture, sources
 
 
-def evaluate(separator, tracks, oracles=("irm", "ibm"), window=44100, hop=44100, progress=True):
+def evaluate(separator, tracks, oracles=("irm", "ibm"), window=None, hop=None, progress=True):
     """Evaluate ``separator`` (a :class:`keras_sep.Separator`) on ``tracks``.
 
     Args:
         tracks: iterable of ``(name, mixture, {target: source})`` at the
             separator's sample rate (see :func:`folder_tracks`).
-        oracles: oracle rows to add (``"irm"``, ``"ibm"``).
+        oracles: oracle rows to add (``"irm"``, ``"ibm"``), computed with
+            the separator's own STFT.
+        window, hop: BSS Eval frames in samples; default one second.
 
     Returns:
         ``{"tracks": {track: {method: {target: metrics}}}, "summary":
@@ -129,6 +131,10 @@ def evaluate(separator, tracks, oracles=("irm", "ibm"), window=44100, hop=44100,
     """
     from tqdm.auto import tqdm
 
+    rate = int(separator.sample_rate)
+    window, hop = window or rate, hop or rate
+    model = getattr(separator, "model", None)
+    stft = dict(frame_length=getattr(model, "frame_length", 4096), frame_step=getattr(model, "frame_step", 1024))
     results = {}
     for track, mixture, sources in tqdm(list(tracks), desc="evaluate", disable=not progress):
         estimates = separator.separate(mixture, sample_rate=separator.sample_rate)
@@ -141,7 +147,8 @@ def evaluate(separator, tracks, oracles=("irm", "ibm"), window=44100, hop=44100,
         rows = {"mixture": bss_eval(reference, {n: mix for n in names}, window, hop)}
         rows["model"] = bss_eval(reference, {n: estimates[n] for n in names}, window, hop)
         for kind in oracles:
-            rows[f"oracle_{kind}"] = bss_eval(reference, oracle_separation(mix, reference, kind), window, hop)
+            oracle = oracle_separation(mix, reference, kind, **stft)
+            rows[f"oracle_{kind}"] = bss_eval(reference, oracle, window, hop)
         for method, scores in rows.items():
             for n in names:
                 scores[n]["NSDR"] = scores[n]["SDR"] - rows["mixture"][n]["SDR"]

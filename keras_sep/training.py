@@ -87,6 +87,10 @@ def _in_scope(model, strategy, precision):
     with strategy.scope():
         clone = model.__class__.from_config(model.get_config())
         clone.set_weights(model.get_weights())
+    # Frozen layers (inference-mode batch norm, a frozen encoder) stay frozen:
+    # the config does not carry per-layer trainable flags.
+    for original, copy in zip(_all_layers(model), _all_layers(clone)):
+        copy.trainable = original.trainable
     return clone
 
 

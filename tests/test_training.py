@@ -152,3 +152,19 @@ def test_two_workers_end_with_identical_weights(tmp_path):
     assert moved > 1e-3  # the workers trained, together
     assert w0["loss"][-1] < w0["loss"][0]
     assert (tmp_path / "w0" / "final.keras").exists() and not (tmp_path / "w1" / "final.keras").exists()
+
+
+def test_rebuilding_for_another_precision_keeps_frozen_layers_frozen():
+    model = build()
+    training.inference_mode_batch_norm(model)
+    training.freeze_encoder(model)
+    expected = {w.path for w in model.trainable_weights}
+    try:
+        keras.config.set_dtype_policy("mixed_bfloat16")
+        clone = training._in_scope(model, tf.distribute.get_strategy(), "mixed_bfloat16")
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert clone is not model and clone.dtype_policy.name == "mixed_bfloat16"
+    assert {w.path for w in clone.trainable_weights} == expected
+    for a, b in zip(model.weights, clone.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -36,9 +36,11 @@ _DONE = "done.json"
 _TRACK = "track.json"
 
 
-def default_root(num_tracks, seconds, seed, drums):
+def default_root(num_tracks, seconds, seed, drums, sample_rate=44100):
     """Cache folder of one configuration, under ``keras_sep``'s cache dir."""
     name = f"n{num_tracks}-s{float(seconds):g}-seed{seed}-{'drums' if drums else 'nodrums'}"
+    if int(sample_rate) != 44100:  # 44.1 kHz folders keep their original names
+        name += f"-{int(sample_rate)}hz"
     return os.path.join(cache_dir(), "bach_chorales", name)
 
 
@@ -147,7 +149,7 @@ def bach_chorales(num_tracks=8, seconds=30.0, seed=0, drums=True, root=None,
     """
     if num_tracks < 1 or seconds <= 0:
         raise ValueError(f"need num_tracks >= 1 and seconds > 0, got {num_tracks}, {seconds}")
-    root = os.fspath(root or default_root(num_tracks, seconds, seed, drums))
+    root = os.fspath(root or default_root(num_tracks, seconds, seed, drums, sample_rate))
     if os.path.exists(os.path.join(root, _DONE)):
         return root
     rng = np.random.default_rng(seed)
