@@ -48,26 +48,34 @@ def worker(args):
     from keras_sep import pretrained
     from keras_sep.separator import Separator
 
-    wave = tiled(args.seconds)
     model = pretrained.load_model("spleeter:2stems")
-    result = {"system": "keras_sep", "mode": args.mode, "audio_s": round(len(wave) / RATE, 3)}
+    if args.mode == "file":
+        # The parent wrote the WAV: this process never holds the whole signal,
+        # so its peak RSS is what streaming file → file costs.
+        source = args.input
+        from keras_sep import audio
+
+        frames = audio.info(source)[2]
+        folder = tempfile.mkdtemp()
+    else:
+        wave = tiled(args.seconds)
+        frames = len(wave)
+    result = {"system": "keras_sep", "mode": args.mode, "audio_s": round(frames / RATE, 3)}
 
     if args.mode == "network":
-        chunks = model.num_chunks(len(wave), 0)
-        x = tf.random.uniform((chunks, model.chunk_frames, model.spectrogram_model.bins, 2))
+        # The chunks of this audio, two per call as the Separator feeds them.
+        chunks = model.num_chunks(frames, 0)
+        x = tf.random.uniform((2, model.chunk_frames, model.spectrogram_model.bins, 2))
         net = tf.function(lambda v: model.spectrogram_model(v, training=False))
-        run = lambda: [t.numpy() for t in net(x).values()]  # noqa: E731
+
+        def run():
+            for start in range(0, chunks, 2):
+                [t.numpy() for t in net(x[: min(2, chunks - start)]).values()]
     elif args.mode in ("separate", "separate-spleeter"):
         chunking = "spleeter" if args.mode == "separate-spleeter" else "overlap"
         sep = Separator(model, chunking=chunking, progress=False)
         run = lambda: sep.separate(wave)  # noqa: E731
     else:
-        from keras_sep import audio
-
-        folder = tempfile.mkdtemp()
-        source = os.path.join(folder, "in.wav")
-        audio.save(source, wave, RATE)
-        del wave
         sep = Separator(model, progress=False)
         run = lambda: sep.separate_to_file(source, folder, overwrite=True)  # noqa: E731
 
@@ -153,6 +161,7 @@ def main():
     parser.add_argument("--mode", help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--save", help=argparse.SUPPRESS)
+    parser.add_argument("--input", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return worker(args)
@@ -175,10 +184,16 @@ def main():
             peer = run_json([peer_python, PEER_SCRIPT, source, "--mode", "graph", "--reps", str(args.reps), "--save", save], env)
             os.remove(source)
             rows.append(("spleeter 2.4.2", "graph", seconds, peer))
+        wav = None
+        if "file" in args.modes:
+            from keras_sep import audio
+
+            wav = os.path.join(scratch, f"in_{seconds}.wav")
+            audio.save(wav, tiled(seconds), RATE)
         for mode in args.modes:
             save = os.path.join(scratch, f"ours_{mode}_{seconds}.npz")
             ours = run_json([sys.executable, __file__, "--worker", "--mode", mode, "--seconds", str(seconds),
-                             "--reps", str(args.reps), "--save", save])
+                             "--reps", str(args.reps), "--save", save] + (["--input", wav] if wav else []))
             if peer and "median_s" in peer and "median_s" in ours:
                 ours["speedup_vs_spleeter_graph"] = round(peer["median_s"] / ours["median_s"], 2)
             if have_peer and os.path.exists(save) and os.path.exists(os.path.join(scratch, f"peer_{seconds}", "vocals.npy")):
@@ -202,6 +217,11 @@ def main():
         snr = f"{snr['vocals']} / {snr['accompaniment']}" if snr else ""
         print(f"| {system} | {mode} | {r['audio_s']} | {r['median_s']} | {r['x_realtime']} | {r['peak_rss_mb']} | "
               f"{r.get('speedup_vs_spleeter_graph', '')} | {r.get('gflop_per_s', '')} | {snr} |")
+    streamed = [r for system, mode, _, r in rows if mode == "file" and "peak_rss_mb" in r]
+    if len(streamed) > 1:
+        ratio = streamed[-1]["peak_rss_mb"] / streamed[0]["peak_rss_mb"]
+        print(f"\nfile → file peak RSS, {streamed[-1]['audio_s']} s vs {streamed[0]['audio_s']} s: "
+              f"{ratio:.2f}× (target ≤ 1.2×)")
 
 
 if __name__ == "__main__":

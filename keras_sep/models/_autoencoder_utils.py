@@ -49,3 +49,20 @@ def check_units(name, units, allow_empty=True):
     if (not units and not allow_empty) or any(u < 1 for u in units):
         raise ValueError(f"{name} must be positive sizes, got {units!r}")
     return units
+
+
+class CodecMixin:
+    """``encode`` / ``decode`` / ``reconstruct`` as numpy, for models with
+    ``encoder`` and ``decoder`` sub-models."""
+
+    def encode(self, x, batch_size=256):
+        """Codes of ``x`` as a numpy array."""
+        return predict_numpy(self.encoder, x, batch_size)
+
+    def decode(self, codes, batch_size=256):
+        """Reconstructions decoded from ``codes`` as a numpy array."""
+        return predict_numpy(self.decoder, codes, batch_size)
+
+    def reconstruct(self, x, batch_size=256):
+        """The model's output for ``x`` (``decode(encode(x))`` in one pass)."""
+        return predict_numpy(self, x, batch_size)

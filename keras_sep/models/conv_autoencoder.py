@@ -7,10 +7,10 @@ from keras_sep.layers.conv_block import Conv2DBlock
 from keras_sep.layers.conv_transpose_block import Conv2DTransposeBlock
 from keras_sep.layers.upsampling import Upsampling2D
 from keras_sep.models._autoencoder_utils import (
+    CodecMixin,
     cached_submodel,
     chain_model,
     check_units,
-    predict_numpy,
 )
 
 DOWNSAMPLING = ("pool", "stride")
@@ -18,7 +18,7 @@ UPSAMPLING = ("transpose", "nearest", "bilinear", "bed_of_nails")
 
 
 @keras.saving.register_keras_serializable(package="keras_sep")
-class ConvAutoencoder(keras.Model):
+class ConvAutoencoder(CodecMixin, keras.Model):
     """Conv2D/pooling encoder → code → mirrored up-sampling decoder.
 
     Each encoder stage is a :class:`~keras_sep.layers.Conv2DBlock` followed
@@ -203,17 +203,8 @@ class ConvAutoencoder(keras.Model):
             ),
         )
 
-    def encode(self, x, batch_size=256):
-        """Codes of ``x`` as a numpy array."""
-        return predict_numpy(self.encoder, x, batch_size)
 
-    def decode(self, codes, batch_size=256):
-        """Images decoded from ``codes`` as a numpy array."""
-        return predict_numpy(self.decoder, codes, batch_size)
 
-    def reconstruct(self, x, batch_size=256):
-        """Reconstructions of ``x`` as a numpy array."""
-        return predict_numpy(self, x, batch_size)
 
     def get_config(self):
         return {

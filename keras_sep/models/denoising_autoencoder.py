@@ -1,11 +1,11 @@
 """Denoising autoencoder: corruption inside the model, clean targets outside."""
 import keras
 
-from keras_sep.models._autoencoder_utils import predict_numpy
+from keras_sep.models._autoencoder_utils import CodecMixin
 
 
 @keras.saving.register_keras_serializable(package="keras_sep")
-class DenoisingAutoencoder(keras.Model):
+class DenoisingAutoencoder(CodecMixin, keras.Model):
     """``corruption → autoencoder``, trained noisy → clean with ``fit(x, x)``.
 
     The corruption layer (``AdditiveGaussianNoise``, ``MaskingNoise``,
@@ -85,9 +85,6 @@ class DenoisingAutoencoder(keras.Model):
         """A corrupted copy of ``x`` drawn from the model's corruption."""
         return keras.ops.convert_to_numpy(self.corruption.corrupt(x))
 
-    def reconstruct(self, x, batch_size=256):
-        """Denoised ``x`` (no corruption added) as a numpy array."""
-        return predict_numpy(self, x, batch_size)
 
     def get_config(self):
         return {

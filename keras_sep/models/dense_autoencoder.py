@@ -3,15 +3,15 @@ import keras
 
 from keras_sep.layers.tied_dense import TiedDense
 from keras_sep.models._autoencoder_utils import (
+    CodecMixin,
     cached_submodel,
     chain_model,
     check_units,
-    predict_numpy,
 )
 
 
 @keras.saving.register_keras_serializable(package="keras_sep")
-class DenseAutoencoder(keras.Model):
+class DenseAutoencoder(CodecMixin, keras.Model):
     """Dense encoder → code → mirrored dense decoder, trained on ``||x − x̂||²``.
 
     The encoder maps ``input_dim`` features through ``hidden`` layers to a
@@ -166,17 +166,8 @@ class DenseAutoencoder(keras.Model):
             lambda: chain_model(self.decoder_layers, (self.code_dim,), f"{self.name}_decoder"),
         )
 
-    def encode(self, x, batch_size=256):
-        """Codes of ``x`` as a numpy array ``(n, code_dim)``."""
-        return predict_numpy(self.encoder, x, batch_size)
 
-    def decode(self, codes, batch_size=256):
-        """Reconstructions of ``codes`` as a numpy array ``(n, input_dim)``."""
-        return predict_numpy(self.decoder, codes, batch_size)
 
-    def reconstruct(self, x, batch_size=256):
-        """``decode(encode(x))`` in one pass, as a numpy array."""
-        return predict_numpy(self, x, batch_size)
 
     def get_config(self):
         return {
