@@ -167,17 +167,25 @@ class WaveformSeparator(keras.Model):
             [estimates[name] for name in self.instruments], self.separation_exponent
         )
         total_bins = self.frame_length // 2 + 1
-        stems = {}
-        for name, mask in zip(self.instruments, masks):
-            mask = mask_ops.extend_mask(mask, total_bins, self.mask_extension)
-            if weights is not None:
-                mask = mask * tf.cast(weights, tf.float32)[:, :, None, None]
-            masked = spectrogram * tf.cast(mask, tf.complex64)
-            wave = stft_ops.istft(
-                masked, self.frame_length, self.frame_step, window="hann", normalize=False
-            )
-            stems[name] = wave * self.output_scale
-        return stems
+        # Cross-fade weights and the overlap-add constant go into the (real)
+        # masks, and all instruments share one inverse STFT.
+        scale = tf.constant(self.output_scale, tf.float32)
+        if weights is not None:
+            scale = tf.cast(weights, tf.float32)[:, :, None, None] * scale
+        masked = []
+        for mask in masks:
+            if self.mask_extension == "zeros":
+                # Nothing above the cutoff: mask the bins below, pad with zeros.
+                low = spectrogram[:, :, :bins, :] * tf.cast(mask * scale, tf.complex64)
+                masked.append(tf.pad(low, [[0, 0], [0, 0], [0, total_bins - bins], [0, 0]]))
+            else:
+                mask = mask_ops.extend_mask(mask, total_bins, self.mask_extension)
+                masked.append(spectrogram * tf.cast(mask * scale, tf.complex64))
+        waves = stft_ops.istft(
+            tf.concat(masked, axis=0), self.frame_length, self.frame_step, window="hann",
+            normalize=False,
+        )
+        return dict(zip(self.instruments, tf.split(waves, len(masked), axis=0)))
 
     # --- whole signal -------------------------------------------------------
 
