@@ -183,7 +183,9 @@ def test_training_uses_batch_statistics_and_dropout():
     out = np.asarray(plain(X, training=True)).reshape(-1, 4)
     np.testing.assert_allclose(out.mean(axis=0), 0, atol=1e-4)
     np.testing.assert_allclose(out.std(axis=0), 1, atol=1e-2)
-    assert not np.allclose(np.asarray(plain.batch_norm.moving_mean), 0)
+    # One update of the moving mean from 0: (1 - momentum) × the batch mean of the conv output.
+    conv_mean = np.asarray(plain.conv(X)).reshape(-1, 4).mean(axis=0)
+    np.testing.assert_allclose(np.asarray(plain.batch_norm.moving_mean), 0.01 * conv_mean, rtol=1e-4, atol=1e-7)
 
 
 def test_unet_style_skip_in_functional_model(tmp_path):
