@@ -18,8 +18,9 @@ from keras_sep import audio
 METRICS = ("SDR", "SIR", "SAR", "ISR")
 
 
-def _stft(x, frame_length, frame_step):
-    """Complex STFT ``(frames, bins, channels)`` of ``(samples, channels)``, numpy."""
+def numpy_stft(x, frame_length, frame_step):
+    """Complex STFT ``(frames, bins, channels)`` of ``(samples, channels)``,
+    numpy only (periodic Hann; ``frame_length`` zeros padded on both sides)."""
     pad = np.pad(x, ((frame_length, frame_length), (0, 0)))
     count = 1 + (len(pad) - frame_length) // frame_step
     index = np.arange(frame_length)[None, :] + frame_step * np.arange(count)[:, None]
@@ -54,8 +55,8 @@ def oracle_separation(mixture, sources, kind="irm", frame_length=4096, frame_ste
     """
     if kind not in ("irm", "ibm"):
         raise ValueError(f"kind must be 'irm' or 'ibm', got {kind!r}")
-    mix_spec = _stft(mixture, frame_length, frame_step)
-    magnitudes = np.stack([np.abs(_stft(s, frame_length, frame_step)) for s in sources.values()])
+    mix_spec = numpy_stft(mixture, frame_length, frame_step)
+    magnitudes = np.stack([np.abs(numpy_stft(s, frame_length, frame_step)) for s in sources.values()])
     if kind == "irm":
         masks = magnitudes / (magnitudes.sum(axis=0, keepdims=True) + 1e-10)
     else:

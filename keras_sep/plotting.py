@@ -2,6 +2,7 @@
 import numpy as np
 
 from keras_sep import audio
+from keras_sep.evaluation import numpy_stft
 
 # A figure is for looking at, not for analysis: long tracks are shown up to
 # this many seconds so the plot stays readable and cheap to make.
@@ -9,14 +10,13 @@ MAX_PLOT_SECONDS = 60.0
 
 
 def _spectrogram(waveform, frame_length=2048, frame_step=512):
-    """Magnitude ``(bins, frames)`` of the channel mean, numpy only."""
-    mono = waveform.mean(axis=1)
-    if len(mono) < frame_length:
-        mono = np.pad(mono, (0, frame_length - len(mono)))
-    count = 1 + (len(mono) - frame_length) // frame_step
-    index = np.arange(frame_length)[None, :] + frame_step * np.arange(count)[:, None]
-    window = np.hanning(frame_length + 1)[:-1].astype(np.float32)
-    return np.abs(np.fft.rfft(mono[index] * window, axis=1)).T
+    """Magnitude ``(bins, frames)`` of the channel mean."""
+    mono = waveform.mean(axis=1, keepdims=True)
+    spec = np.abs(numpy_stft(mono, frame_length, frame_step))[:, :, 0].T
+    # numpy_stft pads frame_length zeros on each side: keep the frames whose
+    # centres lie in the signal, so the time axis matches the waveform.
+    first = (frame_length // 2) // frame_step
+    return spec[:, first : first + max(1, len(waveform) // frame_step)]
 
 
 def plot_separation(mixture, stems, sample_rate, path):
