@@ -4,10 +4,12 @@
         [--peer DIR]   # Spleeter peer made by ../shared/tools/spleeter_peer/setup.sh
 
 Every (system, length) runs in a fresh process so peak RSS is per length.
-keras_sep is timed three ways, model loaded and warmed up first, decoding
+keras_sep is timed these ways, model loaded and warmed up first, decoding
 excluded:
-  network   the U-Nets alone on the chunks of the audio (what Spleeter's
-            "graph" mode mostly measures), also reported as GFLOP/s;
+  network-keras  the U-Nets alone on the chunks of the audio, as Keras layers
+            (what Spleeter's "graph" mode mostly measures), also as GFLOP/s;
+  network   the same with the inference plan the Separator uses
+            (UNetSeparator.inference_function());
   separate  Separator.separate() on the in-memory array (default overlap
             chunking and Spleeter chunking);
   file      Separator.separate_to_file(): WAV on disk → stems on disk,
@@ -62,15 +64,18 @@ def worker(args):
         frames = len(wave)
     result = {"system": "keras_sep", "mode": args.mode, "audio_s": round(frames / RATE, 3)}
 
-    if args.mode == "network":
-        # The chunks of this audio, two per call as the Separator feeds them.
+    if args.mode in ("network", "network-keras"):
+        # The chunks of this audio, one per call as the Separator feeds them.
         chunks = model.num_chunks(frames, 0)
-        x = tf.random.uniform((2, model.chunk_frames, model.spectrogram_model.bins, 2))
-        net = tf.function(lambda v: model.spectrogram_model(v, training=False))
+        x = tf.random.uniform((1, model.chunk_frames, model.spectrogram_model.bins, 2))
+        if args.mode == "network":
+            net = tf.function(model.spectrogram_model.inference_function())
+        else:
+            net = tf.function(lambda v: model.spectrogram_model(v, training=False))
 
         def run():
-            for start in range(0, chunks, 2):
-                [t.numpy() for t in net(x[: min(2, chunks - start)]).values()]
+            for _ in range(chunks):
+                [t.numpy() for t in net(x).values()]
     elif args.mode in ("separate", "separate-spleeter"):
         chunking = "spleeter" if args.mode == "separate-spleeter" else "overlap"
         sep = Separator(model, chunking=chunking, progress=False)
@@ -93,7 +98,7 @@ def worker(args):
         x_realtime=round(result["audio_s"] / median, 1),
         peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     )
-    if args.mode == "network":
+    if args.mode.startswith("network"):
         chunks = model.num_chunks(int(result["audio_s"] * RATE), 0)
         result["gflop_per_s"] = round(chunks * unet_gflop(model) / median, 1)
     print(json.dumps(result))
@@ -156,7 +161,7 @@ def main():
     parser.add_argument("--lengths", type=float, nargs="+", default=[10.9, 60, 180, 600])
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--peer", default=os.path.expanduser("~/.cache/spleeter_peer"))
-    parser.add_argument("--modes", nargs="+", default=["network", "separate", "separate-spleeter", "file"])
+    parser.add_argument("--modes", nargs="+", default=["network-keras", "network", "separate", "separate-spleeter", "file"])
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mode", help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, help=argparse.SUPPRESS)

@@ -131,7 +131,7 @@ def build_parser():
         default="overlap",
         help="cross-faded overlapping chunks, or Spleeter's own chunks (default: %(default)s)",
     )
-    sep.add_argument("--batch-size", type=int, default=2, help="chunks per network call (default: %(default)s)")
+    sep.add_argument("--batch-size", type=int, default=1, help="chunks per network call (default: %(default)s; larger helps on GPU)")
     sep.set_defaults(func=_separate)
 
     tr = commands.add_parser(

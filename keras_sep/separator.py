@@ -127,9 +127,15 @@ class Separator:
             ``overlap_frames`` and are cross-faded, no audible seams) or
             ``"spleeter"`` (Spleeter's own non-overlapping chunks, for
             output identical to Spleeter's).
-        batch_size: chunks per network call.
+        batch_size: chunks per network call. One is fastest on CPU (the
+            activations of one chunk stay in cache); larger batches help GPUs.
         progress: show a progress bar; ``None`` shows one for inputs longer
             than a minute.
+        fast: use the network's faster inference plan where it has one
+            (:meth:`UNetSeparator.inference_function`, float32 models) and
+            XLA for masking and the inverse STFT. The plan copies the weights
+            at the first separation: make a new ``Separator`` after changing
+            them. ``False`` runs the Keras layers as they are.
 
     Example:
 
@@ -139,7 +145,7 @@ class Separator:
     (479832, 2)
     """
 
-    def __init__(self, model, chunking="overlap", batch_size=2, progress=None):
+    def __init__(self, model, chunking="overlap", batch_size=1, progress=None, fast=True):
         if isinstance(model, (str, os.PathLike)):
             model = _load_model(os.fspath(model))
         if chunking not in CHUNKING_MODES:
@@ -148,6 +154,7 @@ class Separator:
         self.chunking = chunking
         self.batch_size = int(batch_size)
         self.progress = progress
+        self.fast = bool(fast)
         self._compiled = None
 
     @property
@@ -167,15 +174,25 @@ class Separator:
             import tensorflow as tf
 
             model = self.model
+            network = self._inference_network() if self.fast else None
             self._compiled = tf.function(
-                lambda s, w: model.separate_segments(s, w, training=False),
+                lambda s, w: model.separate_segments(s, w, training=False, network=network, jit_compile=self.fast),
                 input_signature=[
                     tf.TensorSpec((None, model.segment_length, model.channels), tf.float32),
                     tf.TensorSpec((None, model.chunk_frames), tf.float32),
                 ],
+                # The inference plan is plain TensorFlow: converting it with
+                # AutoGraph would only add a second to the first call.
+                autograph=network is None,
             )
         result = self._compiled(segments, weights)
         return {name: value.numpy() for name, value in result.items()}
+
+    def _inference_network(self):
+        net = self.model.spectrogram_model
+        if not hasattr(net, "inference_function") or net.compute_dtype != "float32":
+            return None
+        return net.inference_function()
 
     # --- in memory -----------------------------------------------------------
 

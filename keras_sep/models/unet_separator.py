@@ -215,6 +215,14 @@ class UNetSeparator(keras.Model):
     def from_config(cls, config):
         return cls(**config)
 
+    def inference_function(self, jit_compile=True):
+        """``self(x, training=False)`` as a faster function of the current
+        weights (a :class:`~keras_sep.models.unet_inference.UNetInference`);
+        float32. Make a new one after changing the weights."""
+        from keras_sep.models.unet_inference import UNetInference
+
+        return UNetInference(self, jit_compile=jit_compile)
+
 
 def unet_separator(instruments=("vocals", "accompaniment"), **kwargs):
     """Build a :class:`UNetSeparator`; keyword arguments as there."""

@@ -144,48 +144,73 @@ class WaveformSeparator(keras.Model):
 
     # --- per-chunk separation ----------------------------------------------
 
-    def separate_segments(self, segments, weights=None, training=False):
+    def separate_segments(self, segments, weights=None, training=False, network=None, jit_compile=False):
         """Separate chunks given as waveform segments.
 
         Args:
             segments: ``(chunks, segment_length, channels)`` float32, the
                 stretch of (zero-prefixed) waveform each chunk's frames span.
             weights: ``(chunks, chunk_frames)`` cross-fade weights, or None.
+            training: passed to the spectrogram model.
+            network: a function to use instead of the spectrogram model
+                (e.g. its ``inference_function()``), same inputs and outputs.
+            jit_compile: compile the masking and inverse STFT with XLA
+                (faster on CPU and GPU; leave off for runtimes without XLA).
 
         Returns:
             dict ``{instrument: (chunks, segment_length, channels)}`` to be
             overlap-added at a hop of ``chunk_hop() * frame_step`` samples.
         """
-        segments = tf.cast(segments, tf.float32)
-        spectrogram = stft_ops.stft(
-            segments, self.frame_length, self.frame_step, window="hann"
-        )
+        spectrum, magnitude = self._analyze(segments)
+        if network is None:
+            estimates = self.spectrogram_model(magnitude, training=training)
+        else:
+            estimates = network(magnitude)
+        estimates = [estimates[name] for name in self.instruments]
+        weights = None if weights is None else tf.cast(weights, tf.float32)
+        synthesize = tf.function(self._synthesize, jit_compile=True, autograph=False) if jit_compile else self._synthesize
+        return dict(zip(self.instruments, synthesize(spectrum, estimates, weights)))
+
+    def _window(self):
+        return stft_ops.window_fn("hann")(self.frame_length, tf.float32)
+
+    def _analyze(self, segments):
+        """The STFT of each segment, ``(chunks, channels, frames, bins)``
+        complex (only the bins below the cutoff with the "zeros" extension),
+        and the network's input magnitude ``(chunks, frames, net_bins,
+        channels)``. Channels stay in front until the magnitude is taken so
+        that the complex spectrum is never transposed."""
+        signals = tf.transpose(tf.cast(segments, tf.float32), [0, 2, 1])
+        frames = tf.signal.frame(signals, self.frame_length, self.frame_step) * self._window()
+        spectrum = tf.signal.rfft(frames)
         bins = self.spectrogram_model.bins
-        magnitude = tf.abs(spectrogram[:, :, :bins, :])
-        estimates = self.spectrogram_model(magnitude, training=training)
-        masks = mask_ops.ratio_masks(
-            [estimates[name] for name in self.instruments], self.separation_exponent
-        )
+        if self.mask_extension == "zeros":
+            spectrum = spectrum[..., :bins]
+        magnitude = tf.transpose(tf.abs(spectrum[..., :bins]), [0, 2, 3, 1])
+        return spectrum, magnitude
+
+    def _synthesize(self, spectrum, estimates, weights):
+        """Ratio masks → masked mixture spectra → one inverse STFT for all
+        instruments; a list of waveforms. The cross-fade weights
+        and the overlap-add constant are folded into the (real) masks."""
+        masks = mask_ops.ratio_masks(estimates, self.separation_exponent)
         total_bins = self.frame_length // 2 + 1
-        # Cross-fade weights and the overlap-add constant go into the (real)
-        # masks, and all instruments share one inverse STFT.
         scale = tf.constant(self.output_scale, tf.float32)
         if weights is not None:
-            scale = tf.cast(weights, tf.float32)[:, :, None, None] * scale
+            scale = weights[:, None, :, None] * scale
         masked = []
         for mask in masks:
-            if self.mask_extension == "zeros":
-                # Nothing above the cutoff: mask the bins below, pad with zeros.
-                low = spectrogram[:, :, :bins, :] * tf.cast(mask * scale, tf.complex64)
-                masked.append(tf.pad(low, [[0, 0], [0, 0], [0, total_bins - bins], [0, 0]]))
-            else:
+            if self.mask_extension != "zeros":
                 mask = mask_ops.extend_mask(mask, total_bins, self.mask_extension)
-                masked.append(spectrogram * tf.cast(mask * scale, tf.complex64))
-        waves = stft_ops.istft(
-            tf.concat(masked, axis=0), self.frame_length, self.frame_step, window="hann",
-            normalize=False,
-        )
-        return dict(zip(self.instruments, tf.split(waves, len(masked), axis=0)))
+            mask = tf.transpose(mask, [0, 3, 1, 2]) * scale
+            masked.append(spectrum * tf.cast(mask, tf.complex64))
+        stacked = tf.concat(masked, axis=0)
+        missing = total_bins - stacked.shape[-1]
+        if missing:
+            stacked = tf.pad(stacked, [[0, 0], [0, 0], [0, 0], [0, missing]])
+        frames = tf.signal.irfft(stacked, fft_length=[self.frame_length]) * self._window()
+        waves = tf.transpose(stft_ops.overlap_add(frames, self.frame_step), [0, 2, 1])
+        return tf.split(waves, len(masks), axis=0)
 
     # --- whole signal -------------------------------------------------------
 

@@ -1,0 +1,145 @@
+"""A faster inference plan for :class:`UNetSeparator` on CPU.
+
+The Keras model runs each layer as Keras builds it. For inference the same
+function can be computed with cheaper operators; :class:`UNetInference`
+reads the model's weights once and computes ``model(x, training=False)``
+with:
+
+* batch norms as one multiply-add with precomputed scale and shift;
+* strided transposed convolutions by output phases
+  (:func:`keras_sep.ops.fast_conv.conv2d_transpose_polyphase`) wherever
+  oneDNN's backward-data kernel is slow: one exact sub-kernel per phase for
+  wide layers, one merged convolution for narrow ones;
+* both instruments' first convolution as one (they read the same input);
+* the mask head (a dilated convolution with one input channel, the slowest
+  layer of the Keras graph per FLOP) as shifted slices fused by XLA.
+
+The result equals the Keras model's to float32 rounding (checked in the
+tests), and the Spleeter network runs about 1.3× faster on two AVX2 cores.
+"""
+import tensorflow as tf
+
+from keras_sep.ops.fast_conv import conv2d_by_shifts, conv2d_transpose_polyphase, polyphase_kernel
+
+
+def _choose_transpose(out_channels):
+    """Phase layout per decoder layer, from timings of the Spleeter layers
+    with oneDNN on AVX2: exact per-phase kernels pay off for wide outputs,
+    one merged convolution for narrow ones (it multiplies the output
+    channels by four), and the standard kernel in between."""
+    if out_channels >= 64:
+        return "phases"
+    if out_channels == 32:
+        return "native"
+    return "merged"
+
+
+def _batch_norm_affine(layer):
+    scale = layer.gamma * tf.math.rsqrt(layer.moving_variance + layer.epsilon)
+    return tf.constant(scale), tf.constant(layer.beta - layer.moving_mean * scale)
+
+
+def _activation(name, negative_slope):
+    if name == "leaky_relu":
+        return lambda x: tf.nn.leaky_relu(x, negative_slope)
+    if name == "relu":
+        return tf.nn.relu
+    if name == "elu":
+        return tf.nn.elu
+    return lambda x: x
+
+
+class UNetInference:
+    """``UNetSeparator(x, training=False)`` with a faster operator plan.
+
+    The weights are copied when this is made: make a new one after changing
+    the model's weights. Float32 only.
+
+    Args:
+        model: a built :class:`UNetSeparator`.
+        jit_compile: fuse the mask heads with XLA. Without it they run as the
+            standard convolution (for runtimes without XLA, e.g. TF Serving's
+            default build).
+
+    Call arguments:
+        magnitude: ``(batch, frames, bins, channels)`` float32 mixture
+            magnitude; frames and bins multiples of ``strides ** stages``.
+
+    Returns:
+        dict ``{instrument: (batch, frames, bins, channels)}`` float32, as the
+        model.
+    """
+
+    def __init__(self, model, jit_compile=True):
+        self.instruments = tuple(model.instruments)
+        self.strides = int(model.strides)
+        self.skip_connections = bool(model.skip_connections)
+        self.jit_compile = bool(jit_compile)
+        encoder_act = _activation(model.encoder_activation, model.negative_slope)
+        decoder_act = _activation(model.decoder_activation, model.negative_slope)
+        self.encoder_act, self.decoder_act = encoder_act, decoder_act
+        self.plans = {}
+        for name in self.instruments:
+            encoders, decoders = [], []
+            for stage in range(len(model.filters)):
+                block = model.get_layer(f"{name}_encoder_{stage}")
+                affine = _batch_norm_affine(block.batch_norm) if block.batch_norm is not None else None
+                encoders.append((tf.constant(block.conv.kernel), tf.constant(block.conv.bias), affine))
+                block = model.get_layer(f"{name}_decoder_{stage}")
+                kernel = tf.constant(block.conv.kernel)
+                mode = _choose_transpose(int(kernel.shape[2]))
+                prepared = None if mode == "native" else polyphase_kernel(kernel, self.strides, mode == "merged")
+                decoders.append((kernel, prepared, tf.constant(block.conv.bias), _batch_norm_affine(block.batch_norm)))
+            head = model.get_layer(f"{name}_mask")
+            self.plans[name] = (encoders, decoders, self._mask_head(head, decoder_act))
+        # The first convolution of every instrument reads the same input.
+        self.first_kernel = tf.concat([self.plans[n][0][0][0] for n in self.instruments], axis=-1)
+        self.first_bias = tf.concat([self.plans[n][0][0][1] for n in self.instruments], axis=-1)
+
+    def _mask_head(self, layer, act):
+        """Last decoder activation and batch norm, the mask convolution,
+        sigmoid and masking: one XLA fusion with ``jit_compile``."""
+        kernel, bias = tf.constant(layer.kernel), tf.constant(layer.bias)
+        dilation = tuple(layer.dilation_rate)
+
+        def head(conv, conv_bias, scale, shift, magnitude):
+            x = act(conv + conv_bias) * scale + shift
+            if self.jit_compile:
+                y = conv2d_by_shifts(x, kernel, dilation)
+            else:
+                y = tf.nn.conv2d(x, kernel, 1, "SAME", dilations=dilation)
+            return tf.sigmoid(y + bias) * magnitude
+
+        return tf.function(head, jit_compile=True, autograph=False) if self.jit_compile else head
+
+    def __call__(self, magnitude):
+        magnitude = tf.convert_to_tensor(magnitude, tf.float32)
+        first = tf.nn.bias_add(tf.nn.conv2d(magnitude, self.first_kernel, self.strides, "SAME"), self.first_bias)
+        firsts = tf.split(first, len(self.instruments), axis=-1)
+        return {name: self._unet(name, magnitude, conv) for name, conv in zip(self.instruments, firsts)}
+
+    def _unet(self, name, magnitude, conv):
+        encoders, decoders, head = self.plans[name]
+        skips = []
+        x = None
+        for stage, (kernel, bias, affine) in enumerate(encoders):
+            if stage:
+                conv = tf.nn.bias_add(tf.nn.conv2d(x, kernel, self.strides, "SAME"), bias)
+            skips.append(conv)
+            if affine is not None:
+                x = self.encoder_act(conv * affine[0] + affine[1])
+        x = skips.pop()
+        for stage, (kernel, prepared, bias, (scale, shift)) in enumerate(decoders):
+            if prepared is None:
+                shape = tf.shape(x)
+                size = tf.stack([shape[0], shape[1] * self.strides, shape[2] * self.strides, kernel.shape[2]])
+                conv = tf.nn.conv2d_transpose(x, kernel, size, self.strides, "SAME")
+            else:
+                conv = conv2d_transpose_polyphase(x, None, self.strides, prepared=prepared)
+            if stage == len(decoders) - 1:
+                return head(conv, bias, scale, shift, magnitude)
+            x = self.decoder_act(tf.nn.bias_add(conv, bias)) * scale + shift
+            if skips:
+                skip = skips.pop()
+                if self.skip_connections:
+                    x = tf.concat([skip, x], axis=-1)
