@@ -31,9 +31,14 @@ def mixture():
     return np.load(os.path.join(SPLEETER_DATA, "input_waveform.npy"))
 
 
-def test_network_output_matches_spleeter(model):
+@pytest.mark.parametrize("plan", ["keras", "inference_function"])
+def test_network_output_matches_spleeter(model, plan):
     data = np.load(os.path.join(SPLEETER_DATA, "network_io.npz"))
-    out = model.spectrogram_model(data["mix_spectrogram"], training=False)
+    net = model.spectrogram_model
+    if plan == "keras":
+        out = net(data["mix_spectrogram"], training=False)
+    else:
+        out = net.inference_function()(data["mix_spectrogram"])
     for name in ("vocals", "accompaniment"):
         reference = data[f"{name}_spectrogram"]
         ours = np.asarray(out[name])
@@ -41,8 +46,9 @@ def test_network_output_matches_spleeter(model):
         np.testing.assert_allclose(ours, reference, atol=1e-3 * np.abs(reference).max())
 
 
-def test_spleeter_chunking_reproduces_spleeter(model, mixture):
-    stems = Separator(model, chunking="spleeter").separate(mixture, sample_rate=44100)
+@pytest.mark.parametrize("fast", [True, False])
+def test_spleeter_chunking_reproduces_spleeter(model, mixture, fast):
+    stems = Separator(model, chunking="spleeter", fast=fast).separate(mixture, sample_rate=44100)
     for name in ("vocals", "accompaniment"):
         reference = np.load(os.path.join(SPLEETER_DATA, f"{name}.npy"))
         assert stems[name].shape == reference.shape

@@ -1,0 +1,107 @@
+"""UNetSeparator.inference_function() against the Keras model it was made from.
+
+The inference plan rewrites batch norms, transposed convolutions and the
+mask head; every variant of the architecture must give the Keras model's
+output to float32 rounding, with non-trivial batch-norm statistics.
+"""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_sep.models import UNetSeparator, WaveformSeparator
+from keras_sep.models import unet_inference
+from keras_sep.separator import Separator
+
+
+def randomise(model, seed=0):
+    """Random weights everywhere, batch-norm statistics included, so that
+    nothing the plan folds is an identity."""
+    rng = np.random.default_rng(seed)
+    for weight in model.weights:
+        shape = tuple(weight.shape)
+        path = weight.path
+        if "moving_variance" in path or "gamma" in path:
+            value = rng.uniform(0.5, 1.5, shape)
+        elif len(shape) == 4:
+            # Fan-in scaling keeps activations of order one through the
+            # stages, so float rounding stays far from ReLU and sigmoid edges.
+            value = rng.normal(0.0, 1.0 / np.sqrt(np.prod(shape[:-1])), shape)
+        else:
+            value = rng.normal(0.0, 0.3, shape)
+        weight.assign(value.astype("float32"))
+    return model
+
+
+VARIANTS = {
+    "spleeter_like": dict(filters=(4, 8, 16)),
+    # decoder outputs 64, 32, 16, 8, 1: every transposed-convolution plan
+    "all_plans": dict(filters=(8, 16, 32, 64, 128)),
+    "elu": dict(filters=(4, 8, 16), encoder_activation="elu", decoder_activation="elu"),
+    "relu_encoder": dict(filters=(4, 8), encoder_activation="relu", negative_slope=0.1),
+    "no_skips": dict(filters=(4, 8, 16), skip_connections=False),
+    "kernel_4": dict(filters=(4, 8), kernel_size=4),
+    "kernel_3_stride_3": dict(filters=(4, 8), kernel_size=3, strides=3, bins=27, frames=18),
+    "one_stage": dict(filters=(4,)),
+    "three_mono": dict(filters=(4, 8), instruments=("a", "b", "c"), channels=1),
+}
+
+
+@pytest.mark.parametrize("jit_compile", [True, False])
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_inference_plan_equals_keras_model(variant, jit_compile):
+    config = dict(bins=32, frames=32)
+    config.update(VARIANTS[variant])
+    net = randomise(UNetSeparator(**config), seed=len(variant))
+    rng = np.random.default_rng(1)
+    frames = 2 * config["frames"]  # any multiple works, not only the chunk length
+    x = rng.uniform(0, 2, (2, frames, config["bins"], net.channels)).astype("float32")
+    expected = net(x, training=False)
+    plan = net.inference_function(jit_compile=jit_compile)
+    got = tf.function(plan, autograph=False)(x)
+    assert sorted(got) == sorted(net.instruments)
+    for name in net.instruments:
+        np.testing.assert_allclose(np.asarray(got[name]), np.asarray(expected[name]), rtol=2e-5, atol=2e-6)
+
+
+def test_choice_of_transposed_convolution():
+    assert [unet_inference._choose_transpose(c) for c in (512, 64, 32, 16, 1)] == [
+        "phases", "phases", "native", "merged", "merged"]
+
+
+def test_plan_is_a_snapshot_of_the_weights():
+    net = randomise(UNetSeparator(filters=(4, 8), bins=16, frames=16), seed=3)
+    x = np.random.default_rng(0).uniform(0, 1, (1, 16, 16, 2)).astype("float32")
+    before = net.inference_function()
+    old = np.asarray(net(x, training=False)["vocals"])
+    randomise(net, seed=4)
+    new = np.asarray(net(x, training=False)["vocals"])
+    np.testing.assert_allclose(np.asarray(before(x)["vocals"]), old, rtol=2e-5, atol=2e-6)
+    np.testing.assert_allclose(np.asarray(net.inference_function()(x)["vocals"]), new, rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("extension", ["zeros", "average"])
+def test_fast_separator_equals_keras_layers(extension):
+    keras.utils.set_random_seed(5)
+    net = randomise(UNetSeparator(filters=(4, 8, 16), bins=32, frames=32), seed=9)
+    model = WaveformSeparator(net, sample_rate=8000, frame_length=128, frame_step=32,
+                              overlap_frames=8, mask_extension=extension)
+    wave = np.random.default_rng(2).uniform(-0.5, 0.5, (5000, 2)).astype("float32")
+    fast = Separator(model, fast=True).separate(wave, sample_rate=8000)
+    plain = Separator(model, fast=False).separate(wave, sample_rate=8000)
+    for name in model.instruments:
+        scale = np.abs(plain[name]).max()
+        np.testing.assert_allclose(fast[name], plain[name], atol=1e-5 * scale)
+
+
+def test_mixed_precision_model_uses_the_keras_layers():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        net = UNetSeparator(filters=(4, 8), bins=16, frames=16)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    model = WaveformSeparator(net, sample_rate=8000, frame_length=64, frame_step=16, overlap_frames=4)
+    sep = Separator(model)
+    assert sep._inference_network() is None
+    stems = sep.separate(np.zeros((700, 2), "float32"), sample_rate=8000)
+    assert stems["vocals"].dtype == np.float32 and stems["vocals"].shape == (700, 2)
