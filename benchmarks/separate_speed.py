@@ -21,7 +21,6 @@ Spleeter-chunking and overlap outputs against them is printed too.
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -96,12 +95,27 @@ def worker(args):
     result.update(
         median_s=round(median, 3),
         x_realtime=round(result["audio_s"] / median, 1),
-        peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        peak_rss_mb=round(peak_rss_kb() / 1024, 1),
     )
     if args.mode.startswith("network"):
         chunks = model.num_chunks(int(result["audio_s"] * RATE), 0)
         result["gflop_per_s"] = round(chunks * unet_gflop(model) / median, 1)
     print(json.dumps(result))
+
+
+def peak_rss_kb():
+    """This process's peak resident size since it started (VmHWM).
+
+    Not ``getrusage().ru_maxrss``: Linux carries that across fork and exec,
+    so a worker started by a parent holding a long signal would report the
+    parent's size."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def unet_gflop(model):
