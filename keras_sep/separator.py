@@ -19,7 +19,11 @@ class _ChunkStream:
 
     Positions are in the "padded" time line: ``frame_length`` zeros, then the
     input. Chunk ``c`` needs padded samples ``[c * hop, c * hop + segment)``
-    and contributes to the same output stretch.
+    and contributes to the same output stretch. Chunks run in order, so once
+    chunk ``c`` is added everything before ``(c + 1) * hop`` is final; only
+    the stretch the next chunk overlaps (the "tail") waits, and it is added
+    in place into the next chunk's output rather than into a separate
+    accumulator.
     """
 
     def __init__(self, separator, overlap):
@@ -36,8 +40,8 @@ class _ChunkStream:
         self.pending_start = 0  # padded position of pending[0]
         self.received = 0  # input samples seen
         self.next_chunk = 0
-        self.out = {name: np.zeros((0, self.channels), np.float32) for name in model.instruments}
-        self.out_start = 0  # padded position of out[...][0]
+        self.tail = {name: np.zeros((0, self.channels), np.float32) for name in model.instruments}
+        self.tail_start = 0  # padded position of tail[...][0]
         self.emitted = 0  # input-aligned output samples already returned
 
     def _ready_chunks(self, final):
@@ -54,18 +58,20 @@ class _ChunkStream:
             self.pending = np.concatenate([self.pending, block])
             self.received += len(block)
         chunks = self._ready_chunks(final)
-        outputs = []
+        pieces = {name: [] for name in self.model.instruments}
         for start in range(0, len(chunks), self.batch_size):
-            outputs.append(self._process(chunks[start : start + self.batch_size], final))
+            self._process(chunks[start : start + self.batch_size], final, pieces)
         if final:
-            outputs.append(self._flush())
+            self._emit(self.tail, self.tail_start, pieces)
         merged = {}
-        for name in self.model.instruments:
-            parts = [o[name] for o in outputs if len(o[name])]
-            merged[name] = np.concatenate(parts) if parts else np.zeros((0, self.channels), np.float32)
+        for name, parts in pieces.items():
+            if len(parts) == 1:
+                merged[name] = parts[0]
+            else:
+                merged[name] = np.concatenate(parts) if parts else np.zeros((0, self.channels), np.float32)
         return merged
 
-    def _process(self, chunks, final):
+    def _process(self, chunks, final, pieces):
         total = self.model.num_chunks(self.received, self.overlap) if final else None
         segments = np.zeros((len(chunks), self.segment, self.channels), np.float32)
         for row, c in enumerate(chunks):
@@ -75,46 +81,35 @@ class _ChunkStream:
         # Before the end is known, no chunk is the last one.
         weights = np.asarray(self.model.chunk_weights(chunks, total or 1 << 30, self.overlap))
         stems = self.run(segments, weights)
+        for row, c in enumerate(chunks):
+            start = c * self.hop
+            finished = {}
+            for name, values in stems.items():
+                out = values[row]
+                tail = self.tail[name]
+                out[: len(tail)] += tail  # the earlier chunks' overlap
+                finished[name] = out[: self.hop]
+                self.tail[name] = out[self.hop :]
+            self._emit(finished, start, pieces)
+            self.tail_start = start + self.hop
         self.next_chunk = chunks[-1] + 1
-        # Overlap-add into the output accumulator.
-        end = chunks[-1] * self.hop + self.segment
-        for name, values in stems.items():
-            acc = self.out[name]
-            grow = end - self.out_start - len(acc)
-            if grow > 0:
-                acc = np.concatenate([acc, np.zeros((grow, self.channels), np.float32)])
-            for row, c in enumerate(chunks):
-                begin = c * self.hop - self.out_start
-                acc[begin : begin + self.segment] += values[row]
-            self.out[name] = acc
         # Input before the next chunk's start is no longer needed.
         keep_from = self.next_chunk * self.hop
         drop = keep_from - self.pending_start
         if drop > 0:
             self.pending = self.pending[drop:]
             self.pending_start = keep_from
-        return self._emit(keep_from)
 
-    def _emit(self, final_until):
-        """Return output up to padded position ``final_until`` (input-aligned),
-        never past the input's length."""
-        stop = min(final_until - self.lead, self.received)
-        count = max(0, stop - self.emitted)
-        result = {}
-        for name, acc in self.out.items():
-            skip = self.lead + self.emitted - self.out_start
-            result[name] = acc[skip : skip + count].copy()
+    def _emit(self, finished, start, pieces):
+        """Add the input-aligned part of final output that begins at padded
+        position ``start`` to ``pieces`` (never past the input's length)."""
+        first = self.lead + self.emitted - start  # skip the lead and what was emitted
+        count = min(len(next(iter(finished.values()))) - first, self.received - self.emitted)
+        if count <= 0:
+            return
+        for name, values in finished.items():
+            pieces[name].append(values[first : first + count])
         self.emitted += count
-        # Everything before the emitted point and before the next chunk is done.
-        cut = min(self.lead + self.emitted, final_until) - self.out_start
-        if cut > 0:
-            for name in self.out:
-                self.out[name] = self.out[name][cut:]
-            self.out_start += cut
-        return result
-
-    def _flush(self):
-        return self._emit(self.lead + self.received)
 
 
 class Separator:
@@ -219,11 +214,18 @@ class Separator:
             rate = int(sample_rate or self.sample_rate)
             length = len(array)
             blocks = (array[i : i + (1 << 18)] for i in range(0, len(array), 1 << 18))
-        parts = {n: [] for n in self.instruments}
+        # Blocks are copied into arrays of the expected length as they come,
+        # so nothing but the outputs grows with the input's length.
+        outputs = {n: np.empty((length, self.model.channels), np.float32) for n in self.instruments}
+        filled = 0
         for out in self.stream(blocks, rate, name=name, total=length):
+            count = len(next(iter(out.values())))
+            if filled + count > len(outputs[self.instruments[0]]):  # resampling may round up
+                outputs = {n: np.concatenate([o[:filled], np.empty((count, o.shape[1]), o.dtype)]) for n, o in outputs.items()}
             for n, block in out.items():
-                parts[n].append(block)
-        return {n: np.concatenate(p) if p else np.zeros((0, self.model.channels), np.float32) for n, p in parts.items()}
+                outputs[n][filled : filled + count] = block
+            filled += count
+        return {n: o[:filled] for n, o in outputs.items()}
 
     # --- streaming ------------------------------------------------------------
 

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_sep.ops.fast_conv import conv2d_by_shifts, conv2d_transpose_polyphase, polyphase_kernel
+from keras_sep.ops.fast_conv import (
+    conv2d_by_shifts,
+    conv2d_transpose_from_taps,
+    conv2d_transpose_polyphase,
+    polyphase_kernel,
+    transposed_tap_kernel,
+)
 from keras_sep.ops.stft import overlap_add
 
 
@@ -77,6 +83,28 @@ def test_polyphase_transposed_convolution(case, merged):
     prepared = polyphase_kernel(kernel, s, merged)
     again = conv2d_transpose_polyphase(x, None, s, prepared=prepared)
     np.testing.assert_array_equal(np.asarray(again), got)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+@pytest.mark.parametrize("case", CASES)
+def test_transposed_convolution_from_taps(case, jit_compile):
+    k, s, rows, cols, cin, cout, batch = case
+    rng = np.random.default_rng(sum(case) + 7)
+    x = rng.normal(size=(batch, rows, cols, cin)).astype("float32")
+    kernel = rng.normal(size=(k, k, cout, cin)).astype("float32")
+
+    def run(value):
+        taps = tf.einsum("bhwc,cn->bhwn", value, transposed_tap_kernel(kernel))
+        return conv2d_transpose_from_taps(taps, k, s)
+
+    got = np.asarray(tf.function(run, jit_compile=jit_compile, autograph=False)(x))
+    expected = numpy_conv_transpose_same(x.astype(np.float64), kernel.astype(np.float64), s)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_taps_need_equal_strides():
+    with pytest.raises(ValueError, match="equal strides"):
+        conv2d_transpose_from_taps(tf.zeros((1, 2, 2, 25)), 5, (2, 1))
 
 
 def test_polyphase_layout_for_spleeter_kernel():

@@ -69,6 +69,14 @@ def test_choice_of_transposed_convolution():
         "phases", "phases", "native", "merged", "merged"]
 
 
+@pytest.mark.parametrize("jit_compile, last", [(True, "taps"), (False, "merged")])
+def test_last_transposed_convolution_joins_the_xla_head(jit_compile, last):
+    net = UNetSeparator(filters=(4, 8), bins=16, frames=16)
+    plan = net.inference_function(jit_compile=jit_compile)
+    modes = [decoder[0] for decoder in plan.plans["vocals"][1]]
+    assert modes == [unet_inference._choose_transpose(4), last]
+
+
 def test_plan_is_a_snapshot_of_the_weights():
     net = randomise(UNetSeparator(filters=(4, 8), bins=16, frames=16), seed=3)
     x = np.random.default_rng(0).uniform(0, 1, (1, 16, 16, 2)).astype("float32")

@@ -12,6 +12,9 @@ rounding), for the cases the U-Net separator needs:
   makes it one convolution. oneDNN's backward-data kernel, which
   ``tf.nn.conv2d_transpose`` uses on CPU, is 1.5–3.5× slower than that on
   layers with few output channels or a small spatial size.
+* :func:`conv2d_transpose_from_taps`: a strided transposed convolution
+  with few output channels as a 1×1 matrix product followed by shifted
+  sums, which XLA fuses with the layer after it.
 * :func:`conv2d_by_shifts`: a "same" convolution with few input and output
   channels as a sum of shifted slices times kernel taps. Nearly all the time
   of such a convolution is memory traffic; run under XLA the whole sum fuses
@@ -123,6 +126,60 @@ def conv2d_transpose_polyphase(x, kernel, strides, merged=True, prepared=None):
         # (batch, rows, cols, phases · channels), phases row-major.
         y = tf.concat(outputs, axis=-1)
     return tf.nn.depth_to_space(y, stride) if stride > 1 else y
+
+
+def transposed_tap_kernel(kernel):
+    """``(kh, kw, out, in)`` transposed-convolution kernel → the
+    ``(in, kh·kw·out)`` matrix that gives every input pixel's contribution
+    to each tap (for :func:`conv2d_transpose_from_taps`)."""
+    kh, kw, cout, cin = (int(v) for v in kernel.shape)
+    return tf.reshape(tf.transpose(kernel, [3, 0, 1, 2]), [cin, kh * kw * cout])
+
+
+def conv2d_transpose_from_taps(taps, kernel_size, strides):
+    """Finish a strided "same" transposed convolution from its per-tap
+    contributions.
+
+    With ``taps = x @ transposed_tap_kernel(kernel)`` (a 1×1 convolution,
+    shaped ``(batch, rows, cols, kh·kw·out)``), output pixel ``s·m + r`` is
+    the sum, over the taps of phase ``r``, of ``taps`` shifted by that tap's
+    input offset. For few output channels the 1×1 product runs at matrix
+    speed and, under XLA, the shifted sums fuse with whatever follows (the
+    U-Net's mask head), where oneDNN's transposed kernel, or the phase form,
+    runs at a fraction of that speed for one output channel.
+
+    Args:
+        taps: ``(batch, rows, cols, kh·kw·out_channels)``, tap-major.
+        kernel_size: ``(kh, kw)`` or int.
+        strides: int or pair, both equal.
+
+    Returns:
+        ``(batch, s·rows, s·cols, out_channels)``, as
+        ``tf.nn.conv2d_transpose(x, kernel, ..., strides, "SAME")``.
+    """
+    kh, kw = _pair(kernel_size)
+    stride, other = _pair(strides)
+    if stride != other:
+        raise ValueError(f"transposed convolution from taps needs equal strides, got {strides!r}")
+    rows, cols = _phase_taps(kh, stride), _phase_taps(kw, stride)
+    shape = tf.shape(taps)
+    height, width = shape[1], shape[2]
+    out_channels = int(taps.shape[-1]) // (kh * kw)
+    taps = tf.reshape(taps, tf.concat([shape[:3], [kh, kw, out_channels]], axis=0))
+    reach = max([abs(d) for phase in rows + cols for _, d in phase] + [0])
+    padded = tf.pad(taps, [[0, 0], [reach, reach], [reach, reach], [0, 0], [0, 0], [0, 0]])
+    phases = []
+    for row_phase in rows:
+        for col_phase in cols:
+            total = None
+            for tr, dr in row_phase:
+                for tc, dc in col_phase:
+                    term = padded[:, reach + dr : reach + dr + height, reach + dc : reach + dc + width, tr, tc, :]
+                    total = term if total is None else total + term
+            if total is None:  # a phase no tap reaches (kernel smaller than stride)
+                total = tf.zeros(tf.concat([shape[:3], [out_channels]], axis=0), taps.dtype)
+            phases.append(total)
+    return tf.nn.depth_to_space(tf.concat(phases, axis=-1), stride) if stride > 1 else phases[0]
 
 
 def conv2d_by_shifts(x, kernel, dilation_rate=1):
