@@ -48,6 +48,19 @@ def test_streaming_equals_whole_signal(model, chunking, length):
         np.testing.assert_allclose(streamed[name], whole[name], atol=1e-5)
 
 
+def test_outputs_in_memory_maps_equal_the_whole_signal(model, monkeypatch):
+    from keras_sep import separator
+
+    monkeypatch.setattr(separator, "_MAPPED_OUTPUT_BYTES", 0)
+    wave = _noise(5000, seed=11)
+    streamed = Separator(model).separate(wave, sample_rate=RATE)
+    whole = _graph(model, wave, model.overlap_frames)
+    for name in model.instruments:
+        out = streamed[name]
+        assert out.dtype == np.float32 and out.shape == (5000, 2) and out.flags.writeable and out.flags.c_contiguous
+        np.testing.assert_allclose(out, whole[name], atol=1e-5)
+
+
 def test_block_size_does_not_change_the_output(model):
     wave = _noise(6000, seed=3)
     sep = Separator(model, batch_size=1)
