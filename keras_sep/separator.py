@@ -28,6 +28,8 @@ class _ChunkStream:
     accumulator.
     """
 
+    spare = 1 << 18  # room in the input buffer beyond one chunk (it grows for larger blocks)
+
     def __init__(self, separator, overlap):
         model = separator.model
         self.model = model
@@ -38,8 +40,11 @@ class _ChunkStream:
         self.segment = model.segment_length
         self.lead = model.frame_length
         self.channels = model.channels
-        self.pending = np.zeros((self.lead, self.channels), np.float32)
-        self.pending_start = 0  # padded position of pending[0]
+        # Input not yet consumed: buffer[begin:end], one array reused for the
+        # whole stream (no new array per block).
+        self.buffer = np.zeros((self.lead + self.segment + self.spare, self.channels), np.float32)
+        self.begin, self.end = 0, self.lead
+        self.pending_start = 0  # padded position of buffer[begin]
         self.received = 0  # input samples seen
         self.next_chunk = 0
         self.tail = {name: np.zeros((0, self.channels), np.float32) for name in model.instruments}
@@ -50,14 +55,14 @@ class _ChunkStream:
         if final:
             total = self.model.num_chunks(self.received, self.overlap)
             return list(range(self.next_chunk, total))
-        end = self.pending_start + len(self.pending)
+        end = self.pending_start + self.end - self.begin
         last = (end - self.segment) // self.hop
         return list(range(self.next_chunk, last + 1)) if end >= self.segment else []
 
     def push(self, block, final=False):
         """Add input samples; return output samples that are now final."""
         if block is not None and len(block):
-            self.pending = np.concatenate([self.pending, block])
+            self._append(block)
             self.received += len(block)
         chunks = self._ready_chunks(final)
         pieces = {name: [] for name in self.model.instruments}
@@ -73,12 +78,25 @@ class _ChunkStream:
                 merged[name] = np.concatenate(parts) if parts else np.zeros((0, self.channels), np.float32)
         return merged
 
+    def _append(self, block):
+        live = self.end - self.begin
+        if self.end + len(block) > len(self.buffer):
+            if live + len(block) > len(self.buffer):
+                grown = np.empty((2 * (live + len(block)), self.channels), np.float32)
+                grown[:live] = self.buffer[self.begin : self.end]
+                self.buffer = grown
+            else:  # move what is still needed to the front
+                self.buffer[:live] = self.buffer[self.begin : self.end]
+            self.begin, self.end = 0, live
+        self.buffer[self.end : self.end + len(block)] = block
+        self.end += len(block)
+
     def _process(self, chunks, final, pieces):
         total = self.model.num_chunks(self.received, self.overlap) if final else None
         segments = np.zeros((len(chunks), self.segment, self.channels), np.float32)
         for row, c in enumerate(chunks):
-            begin = c * self.hop - self.pending_start
-            piece = self.pending[begin : begin + self.segment]
+            begin = self.begin + c * self.hop - self.pending_start
+            piece = self.buffer[begin : min(begin + self.segment, self.end)]
             segments[row, : len(piece)] = piece
         # Before the end is known, no chunk is the last one.
         weights = np.asarray(self.model.chunk_weights(chunks, total or 1 << 30, self.overlap))
@@ -99,7 +117,7 @@ class _ChunkStream:
         keep_from = self.next_chunk * self.hop
         drop = keep_from - self.pending_start
         if drop > 0:
-            self.pending = self.pending[drop:]
+            self.begin = min(self.begin + drop, self.end)
             self.pending_start = keep_from
 
     def _emit(self, finished, start, pieces):
