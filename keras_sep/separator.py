@@ -45,6 +45,7 @@ class _ChunkStream:
         self.buffer = np.zeros((self.lead + self.segment + self.spare, self.channels), np.float32)
         self.begin, self.end = 0, self.lead
         self.pending_start = 0  # padded position of buffer[begin]
+        self.segments = None
         self.received = 0  # input samples seen
         self.next_chunk = 0
         self.tail = {name: np.zeros((0, self.channels), np.float32) for name in model.instruments}
@@ -93,11 +94,14 @@ class _ChunkStream:
 
     def _process(self, chunks, final, pieces):
         total = self.model.num_chunks(self.received, self.overlap) if final else None
-        segments = np.zeros((len(chunks), self.segment, self.channels), np.float32)
+        if self.segments is None or len(self.segments) != len(chunks):
+            self.segments = np.zeros((len(chunks), self.segment, self.channels), np.float32)
+        segments = self.segments  # reused: the network is done with it when run() returns
         for row, c in enumerate(chunks):
             begin = self.begin + c * self.hop - self.pending_start
             piece = self.buffer[begin : min(begin + self.segment, self.end)]
             segments[row, : len(piece)] = piece
+            segments[row, len(piece) :] = 0
         # Before the end is known, no chunk is the last one.
         weights = np.asarray(self.model.chunk_weights(chunks, total or 1 << 30, self.overlap))
         stems = self.run(segments, weights)
