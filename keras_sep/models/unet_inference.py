@@ -98,7 +98,12 @@ class UNetInference:
                     prepared = None if mode == "native" else polyphase_kernel(kernel, self.strides, mode == "merged")
                 decoders.append((mode, kernel, prepared, tf.constant(block.conv.bias), _batch_norm_affine(block.batch_norm)))
             head = model.get_layer(f"{name}_mask")
-            self.plans[name] = (encoders, decoders, self._mask_head(head, decoder_act, kernel if mode == "taps" else None))
+            self.plans[name] = (encoders, decoders, (tf.constant(head.kernel), tf.constant(head.bias)))
+        # One head function for all instruments (their weights are arguments):
+        # XLA compiles it once.
+        self.head = self._mask_head(
+            decoder_act, tuple(head.dilation_rate), kernel.shape[:2] if mode == "taps" else None
+        )
         # The first convolution of every instrument reads the same input.
         self.first_kernel = tf.concat([self.plans[n][0][0][0] for n in self.instruments], axis=-1)
         self.first_bias = tf.concat([self.plans[n][0][0][1] for n in self.instruments], axis=-1)
@@ -106,17 +111,16 @@ class UNetInference:
     def _taps_head(self, kernel):
         return self.jit_compile and self.strides > 1 and int(kernel.shape[2]) <= _MAX_TAP_CHANNELS
 
-    def _mask_head(self, layer, act, tap_kernel=None):
+    def _mask_head(self, act, dilation, tap_size=None):
         """Last decoder activation and batch norm, the mask convolution,
         sigmoid and masking: one XLA fusion with ``jit_compile``. With a
-        ``tap_kernel`` (the last decoder's), the head receives the decoder's
-        per-tap products and finishes its transposed convolution first."""
-        kernel, bias = tf.constant(layer.kernel), tf.constant(layer.bias)
-        dilation = tuple(layer.dilation_rate)
+        ``tap_size`` (the last decoder's kernel size), the head receives the
+        decoder's per-tap products and finishes its transposed convolution
+        first."""
 
-        def head(conv, conv_bias, scale, shift, magnitude):
-            if tap_kernel is not None:
-                conv = conv2d_transpose_from_taps(conv, tap_kernel.shape[:2], self.strides)
+        def head(conv, conv_bias, scale, shift, magnitude, kernel, bias):
+            if tap_size is not None:
+                conv = conv2d_transpose_from_taps(conv, tap_size, self.strides)
             x = act(conv + conv_bias) * scale + shift
             if self.jit_compile:
                 y = conv2d_by_shifts(x, kernel, dilation)
@@ -133,7 +137,7 @@ class UNetInference:
         return {name: self._unet(name, magnitude, conv) for name, conv in zip(self.instruments, firsts)}
 
     def _unet(self, name, magnitude, conv):
-        encoders, decoders, head = self.plans[name]
+        encoders, decoders, (mask_kernel, mask_bias) = self.plans[name]
         skips = []
         for stage, (kernel, bias, affine) in enumerate(encoders):
             if stage:
@@ -155,7 +159,7 @@ class UNetInference:
             else:
                 conv = conv2d_transpose_polyphase(x, None, self.strides, prepared=prepared)
             if stage == len(decoders) - 1:
-                return head(conv, bias, scale, shift, magnitude)
+                return self.head(conv, bias, scale, shift, magnitude, mask_kernel, mask_bias)
             x = self.decoder_act(tf.nn.bias_add(conv, bias)) * scale + shift
             if skips:
                 skip = skips.pop()
