@@ -69,6 +69,18 @@ def test_choice_of_transposed_convolution():
         "phases", "phases", "native", "merged", "merged"]
 
 
+@pytest.mark.parametrize("jit_compile", [True, False])
+def test_plan_traced_with_unknown_sizes(jit_compile):
+    """Static sizes shorten the traced graph; unknown ones must still work."""
+    net = randomise(UNetSeparator(filters=(8, 16, 32, 64, 128), bins=32, frames=32), seed=2)
+    x = np.random.default_rng(3).uniform(0, 2, (2, 64, 32, net.channels)).astype("float32")
+    plan = net.inference_function(jit_compile=jit_compile)
+    traced = tf.function(plan, autograph=False, input_signature=[tf.TensorSpec((None, None, None, net.channels))])
+    got, expected = traced(x), net(x, training=False)
+    for name in net.instruments:
+        np.testing.assert_allclose(np.asarray(got[name]), np.asarray(expected[name]), rtol=2e-5, atol=2e-6)
+
+
 @pytest.mark.parametrize("jit_compile, last", [(True, "taps"), (False, "merged")])
 def test_last_transposed_convolution_joins_the_xla_head(jit_compile, last):
     net = UNetSeparator(filters=(4, 8), bins=16, frames=16)

@@ -28,6 +28,13 @@ def _pair(value):
     return (int(value), int(value)) if isinstance(value, int) else tuple(int(v) for v in value)
 
 
+def _dim(x, axis):
+    """A static size where the shape has it (slices then need no shape ops,
+    which keeps traced graphs small), else the dynamic one."""
+    size = x.shape[axis]
+    return int(size) if size is not None else tf.shape(x)[axis]
+
+
 def _phase_taps(kernel_size, stride):
     """For each output phase r: the (tap t, input offset d) pairs it uses.
 
@@ -117,7 +124,7 @@ def conv2d_transpose_polyphase(x, kernel, strides, merged=True, prepared=None):
     outputs = []
     for sub, ((top, bottom), (left, right)) in parts:
         # Negative padding (a phase that only reads ahead) is a crop.
-        window = x[:, max(-top, 0) : tf.shape(x)[1] - max(-bottom, 0), max(-left, 0) : tf.shape(x)[2] - max(-right, 0), :]
+        window = x[:, max(-top, 0) : _dim(x, 1) - max(-bottom, 0), max(-left, 0) : _dim(x, 2) - max(-right, 0), :]
         pads = [[0, 0], [max(top, 0), max(bottom, 0)], [max(left, 0), max(right, 0)], [0, 0]]
         outputs.append(tf.nn.conv2d(window, sub, 1, pads))
     if len(outputs) == 1:
@@ -163,7 +170,7 @@ def conv2d_transpose_from_taps(taps, kernel_size, strides):
         raise ValueError(f"transposed convolution from taps needs equal strides, got {strides!r}")
     rows, cols = _phase_taps(kh, stride), _phase_taps(kw, stride)
     shape = tf.shape(taps)
-    height, width = shape[1], shape[2]
+    height, width = _dim(taps, 1), _dim(taps, 2)
     out_channels = int(taps.shape[-1]) // (kh * kw)
     taps = tf.reshape(taps, tf.concat([shape[:3], [kh, kw, out_channels]], axis=0))
     reach = max([abs(d) for phase in rows + cols for _, d in phase] + [0])
@@ -202,7 +209,7 @@ def conv2d_by_shifts(x, kernel, dilation_rate=1):
     span_h, span_w = (kh - 1) * dh, (kw - 1) * dw
     top, left = span_h // 2, span_w // 2
     padded = tf.pad(x, [[0, 0], [top, span_h - top], [left, span_w - left], [0, 0]])
-    rows, cols = tf.shape(x)[1], tf.shape(x)[2]
+    rows, cols = _dim(x, 1), _dim(x, 2)
     total = None
     for i in range(kh):
         for j in range(kw):
