@@ -13,7 +13,10 @@ excluded:
   separate  Separator.separate() on the in-memory array (default overlap
             chunking and Spleeter chunking);
   file      Separator.separate_to_file(): WAV on disk → stems on disk,
-            streamed (its peak RSS should not grow with length).
+            streamed (its peak RSS should not grow with length);
+  cli       (not in the default set) `keras-sep separate` against
+            `spleeter separate` on the same WAV, wall time including
+            start-up, model loading and writing: what a user waits for.
 Spleeter is timed by ../shared/tools/spleeter_peer/time_spleeter.py
 (--mode graph). Where the peer saved its stems, the SNR of keras_sep's
 Spleeter-chunking and overlap outputs against them is printed too.
@@ -157,6 +160,24 @@ def machine_peak():
     return 5 * 2 * 2048**3 / (time.perf_counter() - start) / 1e9
 
 
+def time_command(command, reps, env=None):
+    """Wall seconds (median of ``reps``) and peak RSS of a whole command,
+    start-up included; ``{"error": ...}`` if it fails."""
+    times, peak_kb = [], 0
+    for _ in range(reps):
+        start = time.perf_counter()
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        _, status, usage = os.wait4(child.pid, 0)
+        times.append(time.perf_counter() - start)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        stderr = child.stderr.read().decode(errors="replace")
+        child.stderr.close()
+        if child.returncode:
+            return {"error": " | ".join(stderr.strip().splitlines()[-3:])}
+        peak_kb = max(peak_kb, usage.ru_maxrss)  # this child's own peak (wait4)
+    return {"median_s": round(float(np.median(times)), 3), "peak_rss_mb": round(peak_kb / 1024, 1)}
+
+
 def run_json(command, env=None):
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -168,6 +189,33 @@ def run_json(command, env=None):
 
 def snr_db(reference, estimate):
     return 10 * np.log10(np.sum(reference.astype(np.float64) ** 2) / np.sum((reference - estimate).astype(np.float64) ** 2))
+
+
+def time_clis(args, seconds, wav, scratch, have_peer):
+    """Both command lines on the same WAV, start-up and writing included
+    (what a user waits for); at most 3 repetitions, they are slow."""
+    reps = min(args.reps, 3)
+    rows = []
+    peer = None
+    if have_peer:
+        env = dict(os.environ, MODEL_PATH=os.path.join(args.peer, "pretrained_models"), CUDA_VISIBLE_DEVICES="")
+        command = [os.path.join(args.peer, "venv", "bin", "spleeter"), "separate", "-p", "spleeter:2stems",
+                   "-o", os.path.join(scratch, "cli_peer"), wav]
+        peer = time_command(command, reps, env)
+        rows.append(("spleeter 2.4.2", "cli", seconds, _with_rate(peer, seconds)))
+    ours = time_command([sys.executable, "-m", "keras_sep.cli", "separate", wav, "-o", os.path.join(scratch, "cli_ours"),
+                         "--overwrite"], reps)
+    if peer and "median_s" in peer and "median_s" in ours:
+        ours["speedup_vs_spleeter_graph"] = round(peer["median_s"] / ours["median_s"], 2)
+    rows.append(("keras_sep", "cli (× Spleeter's cli)", seconds, _with_rate(ours, seconds)))
+    print(json.dumps({"seconds": seconds, "mode": "cli", "ours": ours, "peer": peer}), file=sys.stderr)
+    return rows
+
+
+def _with_rate(result, seconds):
+    if "median_s" in result:
+        result.update(audio_s=seconds, x_realtime=round(seconds / result["median_s"], 1))
+    return result
 
 
 def main():
@@ -207,12 +255,15 @@ def main():
             os.remove(source)
             rows.append(("spleeter 2.4.2", "graph", seconds, peer))
         wav = None
-        if "file" in args.modes:
+        if "file" in args.modes or "cli" in args.modes:
             from keras_sep import audio
 
             wav = os.path.join(scratch, f"in_{seconds}.wav")
             audio.save(wav, tiled(seconds), RATE)
         for mode in args.modes:
+            if mode == "cli":
+                rows.extend(time_clis(args, seconds, wav, scratch, have_peer))
+                continue
             save = os.path.join(scratch, f"ours_{mode}_{seconds}.npz")
             ours = run_json([sys.executable, __file__, "--worker", "--mode", mode, "--seconds", str(seconds),
                              "--reps", str(reps), "--save", save] + (["--input", wav] if wav else []))
