@@ -43,20 +43,19 @@ class _ChunkStream:
         # Input not yet consumed: buffer[begin:end], one array reused for the
         # whole stream (no new array per block).
         self.buffer = np.zeros((self.lead + self.segment + self.spare, self.channels), np.float32)
+        # buffer[begin] and tail[...][0] are at padded position next_chunk * hop.
         self.begin, self.end = 0, self.lead
-        self.pending_start = 0  # padded position of buffer[begin]
         self.segments = None
         self.received = 0  # input samples seen
         self.next_chunk = 0
         self.tail = {name: np.zeros((0, self.channels), np.float32) for name in model.instruments}
-        self.tail_start = 0  # padded position of tail[...][0]
         self.emitted = 0  # input-aligned output samples already returned
 
     def _ready_chunks(self, final):
         if final:
             total = self.model.num_chunks(self.received, self.overlap)
             return list(range(self.next_chunk, total))
-        end = self.pending_start + self.end - self.begin
+        end = self.next_chunk * self.hop + self.end - self.begin
         last = (end - self.segment) // self.hop
         return list(range(self.next_chunk, last + 1)) if end >= self.segment else []
 
@@ -70,7 +69,7 @@ class _ChunkStream:
         for start in range(0, len(chunks), self.batch_size):
             self._process(chunks[start : start + self.batch_size], final, pieces)
         if final:
-            self._emit(self.tail, self.tail_start, pieces)
+            self._emit(self.tail, self.next_chunk * self.hop, pieces)
         merged = {}
         for name, parts in pieces.items():
             if len(parts) == 1:
@@ -94,11 +93,12 @@ class _ChunkStream:
 
     def _process(self, chunks, final, pieces):
         total = self.model.num_chunks(self.received, self.overlap) if final else None
+        first = self.next_chunk * self.hop  # padded position of buffer[begin]
         if self.segments is None or len(self.segments) != len(chunks):
             self.segments = np.zeros((len(chunks), self.segment, self.channels), np.float32)
         segments = self.segments  # reused: the network is done with it when run() returns
         for row, c in enumerate(chunks):
-            begin = self.begin + c * self.hop - self.pending_start
+            begin = self.begin + c * self.hop - first
             piece = self.buffer[begin : min(begin + self.segment, self.end)]
             segments[row, : len(piece)] = piece
             segments[row, len(piece) :] = 0
@@ -115,14 +115,9 @@ class _ChunkStream:
                 finished[name] = out[: self.hop]
                 self.tail[name] = out[self.hop :]
             self._emit(finished, start, pieces)
-            self.tail_start = start + self.hop
         self.next_chunk = chunks[-1] + 1
         # Input before the next chunk's start is no longer needed.
-        keep_from = self.next_chunk * self.hop
-        drop = keep_from - self.pending_start
-        if drop > 0:
-            self.begin = min(self.begin + drop, self.end)
-            self.pending_start = keep_from
+        self.begin = min(self.begin + self.next_chunk * self.hop - first, self.end)
 
     def _emit(self, finished, start, pieces):
         """Add the input-aligned part of final output that begins at padded

@@ -100,9 +100,12 @@ class UNetInference:
             head = model.get_layer(f"{name}_mask")
             self.plans[name] = (encoders, decoders, (tf.constant(head.kernel), tf.constant(head.bias)))
         # One head function for all instruments (their weights are arguments):
-        # XLA compiles it once.
+        # XLA compiles it once. The architecture is the same for all of them.
+        last_mode, last_kernel = self.plans[self.instruments[0]][1][-1][:2]
         self.head = self._mask_head(
-            decoder_act, tuple(head.dilation_rate), kernel.shape[:2] if mode == "taps" else None
+            decoder_act,
+            tuple(model.get_layer(f"{self.instruments[0]}_mask").dilation_rate),
+            last_kernel.shape[:2] if last_mode == "taps" else None,
         )
         # The first convolution of every instrument reads the same input.
         self.first_kernel = tf.concat([self.plans[n][0][0][0] for n in self.instruments], axis=-1)
