@@ -61,6 +61,18 @@ def test_outputs_in_memory_maps_equal_the_whole_signal(model, monkeypatch):
         np.testing.assert_allclose(out, whole[name], atol=1e-5)
 
 
+def test_outputs_grow_when_more_samples_come_than_expected(model, monkeypatch):
+    from keras_sep import separator
+
+    real = separator._output_array
+    monkeypatch.setattr(separator, "_output_array", lambda frames, channels: real(frames // 3, channels))
+    wave = _noise(5000, seed=12)
+    streamed = Separator(model).separate(wave, sample_rate=RATE)
+    whole = _graph(model, wave, model.overlap_frames)
+    for name in model.instruments:
+        np.testing.assert_allclose(streamed[name], whole[name], atol=1e-5)
+
+
 @pytest.mark.parametrize("spare", [1 << 18, 5])
 def test_block_size_does_not_change_the_output(model, spare, monkeypatch):
     from keras_sep import separator
