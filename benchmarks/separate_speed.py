@@ -9,7 +9,8 @@ excluded:
   network-keras  the U-Nets alone on the chunks of the audio, as Keras layers
             (what Spleeter's "graph" mode mostly measures), also as GFLOP/s;
   network   the same with the inference plan the Separator uses
-            (UNetSeparator.inference_function());
+            (UNetSeparator.inference_function(), its operator forms timed
+            on this machine);
   separate  Separator.separate() on the in-memory array (default overlap
             chunking and Spleeter chunking);
   file      Separator.separate_to_file(): WAV on disk → stems on disk,
@@ -71,7 +72,9 @@ def worker(args):
         chunks = model.num_chunks(frames, 0)
         x = tf.random.uniform((1, model.chunk_frames, model.spectrogram_model.bins, 2))
         if args.mode == "network":
-            net = tf.function(model.spectrogram_model.inference_function())
+            # Tuned for these chunks, as the Separator's (cached per machine).
+            plan = model.spectrogram_model.inference_function(tune_input_shape=tuple(x.shape))
+            net = tf.function(plan, autograph=False)
         else:
             net = tf.function(lambda v: model.spectrogram_model(v, training=False))
 

@@ -149,7 +149,9 @@ class Separator:
             (:meth:`UNetSeparator.inference_function`, float32 models) and
             XLA for masking and the inverse STFT. The plan copies the weights
             at the first separation: make a new ``Separator`` after changing
-            them. ``False`` runs the Keras layers as they are.
+            them. On a new machine the first separation also times each
+            layer's operator forms once (a few seconds, then cached;
+            ``KERAS_SEP_TUNE=0`` skips it). ``False`` runs the Keras layers as they are.
 
     Example:
 
@@ -206,7 +208,10 @@ class Separator:
         net = self.model.spectrogram_model
         if not hasattr(net, "inference_function") or net.compute_dtype != "float32":
             return None
-        return net.inference_function()
+        # Time the layers' operator forms for the chunks this separator feeds
+        # (once per machine, then cached).
+        shape = (self.batch_size, self.model.chunk_frames, net.bins, net.channels)
+        return net.inference_function(tune_input_shape=shape)
 
     # --- in memory -----------------------------------------------------------
 

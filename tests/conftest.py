@@ -2,6 +2,10 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Separators time their layers' operator forms once per machine and cache the
+# result; tests keep the fixed forms (and the user's cache untouched) unless
+# they turn timing on themselves (tests/test_autotune.py).
+os.environ.setdefault("KERAS_SEP_TUNE", "0")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

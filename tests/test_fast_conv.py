@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from keras_sep.ops.fast_conv import (
+    conv2d_by_patches,
     conv2d_by_shifts,
     conv2d_transpose_from_taps,
     conv2d_transpose_polyphase,
@@ -41,6 +42,22 @@ def numpy_conv_same(x, kernel, dilation):
     for ty in range(kh):
         for tx in range(kw):
             window = padded[:, ty * dilation : ty * dilation + x.shape[1], tx * dilation : tx * dilation + x.shape[2]]
+            out += window @ kernel[ty, tx]
+    return out
+
+
+def numpy_conv_strided_same(x, kernel, stride):
+    """Cross-correlation with TensorFlow's "SAME" for strides: ceil(n / s)
+    outputs, the padding max((out − 1)·s + k − n, 0) split floor before."""
+    kh, kw, _, cout = kernel.shape
+    rows, cols = -(-x.shape[1] // stride), -(-x.shape[2] // stride)
+    pad_h = max((rows - 1) * stride + kh - x.shape[1], 0)
+    pad_w = max((cols - 1) * stride + kw - x.shape[2], 0)
+    padded = np.pad(x, [(0, 0), (pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0)])
+    out = np.zeros((x.shape[0], rows, cols, cout))
+    for ty in range(kh):
+        for tx in range(kw):
+            window = padded[:, ty : ty + stride * rows : stride, tx : tx + stride * cols : stride]
             out += window @ kernel[ty, tx]
     return out
 
@@ -139,6 +156,27 @@ def test_polyphase_gradients_match_the_tf_op(merged):
     theirs = grads(lambda a, k: tf.nn.conv2d_transpose(a, k, (2, 8, 12, 2), 2, "SAME"))
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_conv_by_patches(case):
+    k, s, rows, cols, cin, cout, batch = case
+    rng = np.random.default_rng(sum(case) + 11)
+    x = rng.normal(size=(batch, rows, cols, cin)).astype("float32")
+    kernel = rng.normal(size=(k, k, cin, cout)).astype("float32")
+    got = np.asarray(conv2d_by_patches(x, kernel, s))
+    expected = numpy_conv_strided_same(x.astype(np.float64), kernel.astype(np.float64), s)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got, np.asarray(tf.nn.conv2d(x, kernel, s, "SAME")), rtol=1e-5, atol=1e-5)
+
+
+def test_conv_by_patches_with_unknown_sizes():
+    kernel = np.random.default_rng(0).normal(size=(5, 5, 3, 4)).astype("float32")
+    fn = tf.function(lambda v: conv2d_by_patches(v, kernel, 2), input_signature=[tf.TensorSpec((None, None, None, 3))])
+    for shape in ((1, 8, 16, 3), (2, 5, 7, 3)):
+        x = np.random.default_rng(shape[1]).normal(size=shape).astype("float32")
+        np.testing.assert_allclose(np.asarray(fn(x)), numpy_conv_strided_same(x.astype(np.float64), kernel, 2),
+                                   rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("kernel_size", [1, 2, 3, 4, 5])

@@ -64,6 +64,42 @@ def test_inference_plan_equals_keras_model(variant, jit_compile):
         np.testing.assert_allclose(np.asarray(got[name]), np.asarray(expected[name]), rtol=2e-5, atol=2e-6)
 
 
+FORMS = [
+    {"encoder": "patches", "decoder": "native"},
+    {"decoder": "phases"},
+    {"decoder": "merged"},
+    {"decoder": "taps"},
+    {"encoder": ["conv", "patches", "conv", "patches", "patches"], "decoder": ["taps", "native", "phases", "merged", "native"]},
+]
+
+
+@pytest.mark.parametrize("jit_compile", [True, False])
+@pytest.mark.parametrize("forms", FORMS, ids=lambda f: "-".join(f"{k}={v if isinstance(v, str) else 'mixed'}" for k, v in f.items()))
+def test_every_operator_form_equals_keras_model(forms, jit_compile):
+    net = randomise(UNetSeparator(bins=32, frames=32, **VARIANTS["all_plans"]), seed=6)
+    x = np.random.default_rng(4).uniform(0, 2, (2, 64, 32, net.channels)).astype("float32")
+    expected = net(x, training=False)
+    plan = net.inference_function(jit_compile=jit_compile, forms=forms)
+    for key, value in forms.items():
+        wanted = [value] * 5 if isinstance(value, str) else value
+        got_forms = plan.forms[key][:-1] if key == "decoder" and jit_compile else plan.forms[key]
+        assert got_forms == (wanted[:-1] if key == "decoder" and jit_compile else wanted)
+    got = tf.function(plan, autograph=False)(x)
+    for name in net.instruments:
+        np.testing.assert_allclose(np.asarray(got[name]), np.asarray(expected[name]), rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("forms, message", [
+    ({"encoder": "winograd"}, "forms\\['encoder'\\]"),
+    ({"decoder": ["native"]}, "list of 2"),
+    ({"mask": "conv"}, "keys 'encoder' and 'decoder'"),
+])
+def test_bad_forms(forms, message):
+    net = UNetSeparator(filters=(4, 8), bins=16, frames=16)
+    with pytest.raises(ValueError, match=message):
+        net.inference_function(forms=forms)
+
+
 def test_choice_of_transposed_convolution():
     assert [unet_inference._choose_transpose(c) for c in (512, 64, 32, 16, 1)] == [
         "phases", "phases", "native", "merged", "merged"]
@@ -81,12 +117,12 @@ def test_plan_traced_with_unknown_sizes(jit_compile):
         np.testing.assert_allclose(np.asarray(got[name]), np.asarray(expected[name]), rtol=2e-5, atol=2e-6)
 
 
-@pytest.mark.parametrize("jit_compile, last", [(True, "taps"), (False, "merged")])
+@pytest.mark.parametrize("jit_compile, last", [(True, "head"), (False, "merged")])
 def test_last_transposed_convolution_joins_the_xla_head(jit_compile, last):
     net = UNetSeparator(filters=(4, 8), bins=16, frames=16)
     plan = net.inference_function(jit_compile=jit_compile)
     modes = [decoder[0] for decoder in plan.plans["vocals"][1]]
-    assert modes == [unet_inference._choose_transpose(4), last]
+    assert modes == plan.forms["decoder"] == [unet_inference._choose_transpose(4), last]
 
 
 def test_plan_is_a_snapshot_of_the_weights():

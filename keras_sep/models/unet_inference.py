@@ -18,13 +18,24 @@ with:
   (:func:`keras_sep.ops.fast_conv.conv2d_transpose_from_taps`) fuse into
   the mask head.
 
+Which form of each convolution is fastest depends on the processor: given
+the input shape it will be called with, the plan times the candidate forms
+of every layer on this machine once (:mod:`keras_sep.ops.autotune`, cached
+per machine) and keeps the fastest; without one it uses forms chosen on
+two AVX2 cores.
+
 The result equals the Keras model's to float32 rounding (checked in the
-tests), and the Spleeter network runs 1.4–1.5× faster on two AVX2 cores.
+tests for every form), and the Spleeter network runs 1.4–1.5× faster than
+the Keras layers on two AVX2 cores.
 """
+import math
+
 import tensorflow as tf
 
 from keras_sep.layers._block_utils import make_activation
+from keras_sep.ops import autotune
 from keras_sep.ops.fast_conv import (
+    conv2d_by_patches,
     conv2d_by_shifts,
     conv2d_transpose_from_taps,
     conv2d_transpose_polyphase,
@@ -35,13 +46,19 @@ from keras_sep.ops.fast_conv import (
 # Last decoder layers with at most this many output channels run as taps
 # fused into the XLA mask head.
 _MAX_TAP_CHANNELS = 2
+# Patch and tap matrices up to this many elements are worth timing; larger
+# ones are memory-bound and always slower than the direct kernels.
+_MAX_MATRIX_ELEMENTS = 1 << 21
+
+ENCODER_FORMS = ("conv", "patches")
+DECODER_FORMS = ("native", "phases", "merged", "taps")
 
 
 def _choose_transpose(out_channels):
-    """Phase layout per decoder layer, from timings of the Spleeter layers
-    with oneDNN on AVX2: exact per-phase kernels pay off for wide outputs,
-    one merged convolution for narrow ones (it multiplies the output
-    channels by four), and the standard kernel in between."""
+    """Phase layout per decoder layer when nothing was timed, from timings of
+    the Spleeter layers with oneDNN on AVX2: exact per-phase kernels pay off
+    for wide outputs, one merged convolution for narrow ones (it multiplies
+    the output channels by four), and the standard kernel in between."""
     if out_channels >= 64:
         return "phases"
     if out_channels == 32:
@@ -52,6 +69,37 @@ def _choose_transpose(out_channels):
 def _batch_norm_affine(layer):
     scale = layer.gamma * tf.math.rsqrt(layer.moving_variance + layer.epsilon)
     return tf.constant(scale), tf.constant(layer.beta - layer.moving_mean * scale)
+
+
+def _prepare_transpose(form, kernel, strides):
+    if form in ("phases", "merged"):
+        return polyphase_kernel(kernel, strides, form == "merged")
+    if form == "taps":
+        return transposed_tap_kernel(kernel)
+    return None
+
+
+def _conv(form, x, kernel, strides):
+    if form == "patches":
+        return conv2d_by_patches(x, kernel, strides)
+    return tf.nn.conv2d(x, kernel, strides, "SAME")
+
+
+def _tap_products(x, tap_kernel):
+    """Every input pixel's contribution to each tap: a 1×1 matrix product."""
+    shape = tf.shape(x)
+    taps = tf.matmul(tf.reshape(x, [-1, tap_kernel.shape[0]]), tap_kernel)
+    return tf.reshape(taps, tf.concat([shape[:3], [tap_kernel.shape[1]]], axis=0))
+
+
+def _transpose(form, x, kernel, prepared, strides):
+    if form == "native":
+        shape = tf.shape(x)
+        size = tf.stack([shape[0], shape[1] * strides, shape[2] * strides, kernel.shape[2]])
+        return tf.nn.conv2d_transpose(x, kernel, size, strides, "SAME")
+    if form == "taps":
+        return conv2d_transpose_from_taps(_tap_products(x, prepared), kernel.shape[:2], strides)
+    return conv2d_transpose_polyphase(x, None, strides, prepared=prepared)
 
 
 class UNetInference:
@@ -65,6 +113,15 @@ class UNetInference:
         jit_compile: fuse the mask heads with XLA. Without it they run as the
             standard convolution (for runtimes without XLA, e.g. TF Serving's
             default build).
+        tune_input_shape: ``(batch, frames, bins, channels)`` the plan will
+            mostly be called with: the forms of every layer are timed on
+            this machine for that shape and the fastest kept (cached per
+            machine; ``KERAS_SEP_TUNE=0`` turns timing off). ``None`` uses
+            fixed forms. Other shapes still work.
+        forms: force forms instead: ``{"encoder": f, "decoder": f}`` with
+            one form (from :data:`ENCODER_FORMS` / :data:`DECODER_FORMS`)
+            or a list with one per stage; missing keys are chosen as usual.
+            A last decoder layer fused into the XLA head keeps its taps.
 
     Call arguments:
         magnitude: ``(batch, frames, bins, channels)`` float32 mixture
@@ -73,46 +130,123 @@ class UNetInference:
     Returns:
         dict ``{instrument: (batch, frames, bins, channels)}`` float32, as the
         model.
+
+    Attributes:
+        forms: ``{"encoder": [...], "decoder": [...]}``, the form of every
+            stage ("head" for the last decoder layer when it joins the XLA
+            head).
     """
 
-    def __init__(self, model, jit_compile=True):
+    def __init__(self, model, jit_compile=True, tune_input_shape=None, forms=None):
         self.instruments = tuple(model.instruments)
         self.strides = int(model.strides)
         self.skip_connections = bool(model.skip_connections)
         self.jit_compile = bool(jit_compile)
         self.encoder_act = make_activation(model.encoder_activation, model.negative_slope)
         self.decoder_act = decoder_act = make_activation(model.decoder_activation, model.negative_slope)
+        stages = len(model.filters)
+        chosen = self._choose_forms(model, stages, tune_input_shape, forms or {})
+        self.forms = chosen
         self.plans = {}
         for name in self.instruments:
             encoders, decoders = [], []
-            for stage in range(len(model.filters)):
+            for stage in range(stages):
                 block = model.get_layer(f"{name}_encoder_{stage}")
                 affine = _batch_norm_affine(block.batch_norm) if block.batch_norm is not None else None
-                encoders.append((tf.constant(block.conv.kernel), tf.constant(block.conv.bias), affine))
+                encoders.append((chosen["encoder"][stage], tf.constant(block.conv.kernel), tf.constant(block.conv.bias), affine))
                 block = model.get_layer(f"{name}_decoder_{stage}")
                 kernel = tf.constant(block.conv.kernel)
-                mode = _choose_transpose(int(kernel.shape[2]))
-                if stage == len(model.filters) - 1 and self._taps_head(kernel):
-                    mode, prepared = "taps", transposed_tap_kernel(kernel)
-                else:
-                    prepared = None if mode == "native" else polyphase_kernel(kernel, self.strides, mode == "merged")
-                decoders.append((mode, kernel, prepared, tf.constant(block.conv.bias), _batch_norm_affine(block.batch_norm)))
+                form = chosen["decoder"][stage]
+                prepared = transposed_tap_kernel(kernel) if form == "head" else _prepare_transpose(form, kernel, self.strides)
+                decoders.append((form, kernel, prepared, tf.constant(block.conv.bias), _batch_norm_affine(block.batch_norm)))
             head = model.get_layer(f"{name}_mask")
             self.plans[name] = (encoders, decoders, (tf.constant(head.kernel), tf.constant(head.bias)))
         # One head function for all instruments (their weights are arguments):
         # XLA compiles it once. The architecture is the same for all of them.
-        last_mode, last_kernel = self.plans[self.instruments[0]][1][-1][:2]
+        last_kernel = self.plans[self.instruments[0]][1][-1][1]
         self.head = self._mask_head(
             decoder_act,
             tuple(model.get_layer(f"{self.instruments[0]}_mask").dilation_rate),
-            last_kernel.shape[:2] if last_mode == "taps" else None,
+            last_kernel.shape[:2] if chosen["decoder"][-1] == "head" else None,
         )
         # The first convolution of every instrument reads the same input.
-        self.first_kernel = tf.concat([self.plans[n][0][0][0] for n in self.instruments], axis=-1)
-        self.first_bias = tf.concat([self.plans[n][0][0][1] for n in self.instruments], axis=-1)
+        self.first_kernel = tf.concat([self.plans[n][0][0][1] for n in self.instruments], axis=-1)
+        self.first_bias = tf.concat([self.plans[n][0][0][2] for n in self.instruments], axis=-1)
 
-    def _taps_head(self, kernel):
-        return self.jit_compile and self.strides > 1 and int(kernel.shape[2]) <= _MAX_TAP_CHANNELS
+    # --- choosing the forms ----------------------------------------------
+
+    def _choose_forms(self, model, stages, tune_input_shape, forced):
+        def per_stage(key, allowed):
+            value = forced.get(key)
+            if value is None:
+                return [None] * stages
+            values = [value] * stages if isinstance(value, str) else list(value)
+            if len(values) != stages or any(v not in allowed for v in values):
+                raise ValueError(f"forms[{key!r}] must be one of {allowed} or a list of {stages} of them, got {value!r}")
+            return values
+
+        unknown = set(forced) - {"encoder", "decoder"}
+        if unknown:
+            raise ValueError(f"forms takes the keys 'encoder' and 'decoder', got {sorted(unknown)}")
+        encoder, decoder = per_stage("encoder", ENCODER_FORMS), per_stage("decoder", DECODER_FORMS)
+        first = self.instruments[0]
+        kernels = {
+            "encoder": [model.get_layer(f"{first}_encoder_{i}").conv.kernel for i in range(stages)],
+            "decoder": [model.get_layer(f"{first}_decoder_{i}").conv.kernel for i in range(stages)],
+        }
+        # The first convolution runs once for all instruments.
+        kernels["encoder"][0] = tf.concat(
+            [model.get_layer(f"{n}_encoder_0").conv.kernel for n in self.instruments], axis=-1
+        )
+        last = kernels["decoder"][-1]
+        if self.jit_compile and self.strides > 1 and int(last.shape[2]) <= _MAX_TAP_CHANNELS:
+            decoder[-1] = "head"
+        tune = tune_input_shape is not None and autotune.enabled()
+        table = {}
+        for stage in range(stages):
+            shape = self._stage_input(tune_input_shape, stage, int(kernels["encoder"][stage].shape[2])) if tune else None
+            if encoder[stage] is None:
+                encoder[stage] = self._tune_encoder(kernels["encoder"][stage], shape, table)
+            if decoder[stage] is None:
+                shape = self._stage_input(tune_input_shape, stages - stage, int(kernels["decoder"][stage].shape[3])) if tune else None
+                decoder[stage] = self._tune_decoder(kernels["decoder"][stage], shape, table)
+        autotune.save(table)
+        return {"encoder": encoder, "decoder": decoder}
+
+    def _stage_input(self, shape, downsamplings, channels):
+        batch, frames, bins = (int(v) for v in shape[:3])
+        factor = self.strides**downsamplings
+        return (batch, math.ceil(frames / factor), math.ceil(bins / factor), channels)
+
+    def _tune_encoder(self, kernel, shape, table):
+        if shape is None:
+            return "conv"
+        kernel = tf.constant(kernel)
+        kh, kw, cin, cout = kernel.shape
+        pixels = math.ceil(shape[1] / self.strides) * math.ceil(shape[2] / self.strides) * shape[0]
+        candidates = {"conv": lambda x: _conv("conv", x, kernel, self.strides)}
+        if pixels * kh * kw * cin <= _MAX_MATRIX_ELEMENTS:
+            candidates["patches"] = lambda x: _conv("patches", x, kernel, self.strides)
+        signature = f"unet.encoder:{'x'.join(map(str, shape))}:k{kh}x{kw}x{cin}x{cout}:s{self.strides}"
+        return autotune.choose(signature, candidates, lambda: (tf.random.uniform(shape),), "conv", table)
+
+    def _tune_decoder(self, kernel, shape, table):
+        default = _choose_transpose(int(kernel.shape[2]))
+        if shape is None:
+            return default
+        kernel = tf.constant(kernel)
+        kh, kw, cout, cin = kernel.shape
+        forms = ["native", "phases", "merged"]
+        if shape[0] * shape[1] * shape[2] * kh * kw * cout <= _MAX_MATRIX_ELEMENTS:
+            forms.append("taps")
+        candidates = {}
+        for form in forms:
+            prepared = _prepare_transpose(form, kernel, self.strides)
+            candidates[form] = lambda x, f=form, p=prepared: _transpose(f, x, kernel, p, self.strides)
+        signature = f"unet.decoder:{'x'.join(map(str, shape))}:k{kh}x{kw}x{cout}x{cin}:s{self.strides}"
+        return autotune.choose(signature, candidates, lambda: (tf.random.uniform(shape),), default, table)
+
+    # --- the computation -------------------------------------------------
 
     def _mask_head(self, act, dilation, tap_size=None):
         """Last decoder activation and batch norm, the mask convolution,
@@ -135,32 +269,26 @@ class UNetInference:
 
     def __call__(self, magnitude):
         magnitude = tf.convert_to_tensor(magnitude, tf.float32)
-        first = tf.nn.bias_add(tf.nn.conv2d(magnitude, self.first_kernel, self.strides, "SAME"), self.first_bias)
+        first = tf.nn.bias_add(_conv(self.forms["encoder"][0], magnitude, self.first_kernel, self.strides), self.first_bias)
         firsts = tf.split(first, len(self.instruments), axis=-1)
         return {name: self._unet(name, magnitude, conv) for name, conv in zip(self.instruments, firsts)}
 
     def _unet(self, name, magnitude, conv):
         encoders, decoders, (mask_kernel, mask_bias) = self.plans[name]
         skips = []
-        for stage, (kernel, bias, affine) in enumerate(encoders):
+        for stage, (form, kernel, bias, affine) in enumerate(encoders):
             if stage:
-                conv = tf.nn.bias_add(tf.nn.conv2d(x, kernel, self.strides, "SAME"), bias)
+                conv = tf.nn.bias_add(_conv(form, x, kernel, self.strides), bias)
             skips.append(conv)
             if affine is not None:
                 x = self.encoder_act(conv * affine[0] + affine[1])
         x = skips.pop()
-        for stage, (mode, kernel, prepared, bias, (scale, shift)) in enumerate(decoders):
-            if mode == "taps":
+        for stage, (form, kernel, prepared, bias, (scale, shift)) in enumerate(decoders):
+            if form == "head":
                 # Per-tap products, a plain matrix product; the head sums them.
-                shape = tf.shape(x)
-                taps = tf.matmul(tf.reshape(x, [-1, prepared.shape[0]]), prepared)
-                conv = tf.reshape(taps, tf.concat([shape[:3], [prepared.shape[1]]], axis=0))
-            elif mode == "native":
-                shape = tf.shape(x)
-                size = tf.stack([shape[0], shape[1] * self.strides, shape[2] * self.strides, kernel.shape[2]])
-                conv = tf.nn.conv2d_transpose(x, kernel, size, self.strides, "SAME")
+                conv = _tap_products(x, prepared)
             else:
-                conv = conv2d_transpose_polyphase(x, None, self.strides, prepared=prepared)
+                conv = _transpose(form, x, kernel, prepared, self.strides)
             if stage == len(decoders) - 1:
                 return self.head(conv, bias, scale, shift, magnitude, mask_kernel, mask_bias)
             x = self.decoder_act(tf.nn.bias_add(conv, bias)) * scale + shift

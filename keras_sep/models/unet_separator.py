@@ -215,13 +215,17 @@ class UNetSeparator(keras.Model):
     def from_config(cls, config):
         return cls(**config)
 
-    def inference_function(self, jit_compile=True):
+    def inference_function(self, jit_compile=True, tune_input_shape=None, forms=None):
         """``self(x, training=False)`` as a faster function of the current
         weights (a :class:`~keras_sep.models.unet_inference.UNetInference`);
-        float32. Make a new one after changing the weights."""
+        float32. Make a new one after changing the weights.
+
+        ``tune_input_shape``: ``(batch, frames, bins, channels)`` to time
+        each layer's operator forms for on this machine (cached); ``forms``
+        forces them. See ``UNetInference``."""
         from keras_sep.models.unet_inference import UNetInference
 
-        return UNetInference(self, jit_compile=jit_compile)
+        return UNetInference(self, jit_compile=jit_compile, tune_input_shape=tune_input_shape, forms=forms)
 
 
 def unet_separator(instruments=("vocals", "accompaniment"), **kwargs):

@@ -1,0 +1,147 @@
+"""Pick the fastest of several equivalent computations by timing them here.
+
+Which TensorFlow operator form of a layer is fastest depends on the
+processor and the oneDNN build: on two AVX2 cores the phase form of a
+strided transposed convolution ran the Spleeter decoder up to 3× faster
+than oneDNN's own kernel, on an AVX-512 Xeon the own kernel was up to 1.4×
+faster than the phase form. :func:`choose` times the candidates of one
+layer on this machine once and remembers the winner in the cache
+(``$KERAS_SEP_CACHE/tuning/``, one JSON file per machine and TensorFlow
+version), so later runs start with the answer.
+
+``KERAS_SEP_TUNE=0`` turns the timing off: every layer then takes the
+caller's default form.
+"""
+import hashlib
+import json
+import os
+import platform
+import tempfile
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from keras_sep._cache import cache_dir
+
+# A candidate must beat the default by this factor to replace it: layer
+# timings wobble by a few per cent on a shared machine.
+MARGIN = 0.97
+
+
+def enabled():
+    """False when ``KERAS_SEP_TUNE`` is ``0``, ``false``, ``no`` or ``off``."""
+    return os.environ.get("KERAS_SEP_TUNE", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def machine_key():
+    """What the timings depend on: processor, usable cores, TensorFlow
+    version and build, accelerators."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
+    return {
+        "cpu": cpu,
+        "cores": cores,
+        "tensorflow": tf.__version__,
+        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
+        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+        "gpus": gpus,
+    }
+
+
+def _table_path():
+    key = json.dumps(machine_key(), sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return os.path.join(cache_dir(), "tuning", f"{digest}.json")
+
+
+def _load(path):
+    try:
+        with open(path) as f:
+            table = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return table.get("choices", {}) if isinstance(table, dict) else {}
+
+
+def _store(path, choices):
+    """Write atomically: another process may be reading or writing too."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    merged = {**_load(path), **choices}
+    fd, temp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump({"machine": machine_key(), "choices": merged}, f, indent=1, sort_keys=True)
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.remove(temp)
+        raise
+
+
+def time_candidates(candidates, inputs, rounds=5):
+    """Median milliseconds of each ``candidates[name](*inputs)``.
+
+    Each candidate is traced and run once untimed; then the candidates run
+    in interleaved rounds, so a slow spell of the machine hits them all.
+    """
+    functions = {name: tf.function(fn, autograph=False) for name, fn in candidates.items()}
+    for fn in functions.values():
+        tf.nest.map_structure(np.asarray, fn(*inputs))
+    times = {name: [] for name in functions}
+    for _ in range(rounds):
+        for name, fn in functions.items():
+            start = time.perf_counter()
+            tf.nest.map_structure(np.asarray, fn(*inputs))
+            times[name].append(time.perf_counter() - start)
+    return {name: 1e3 * float(np.median(t)) for name, t in times.items()}
+
+
+def choose(signature, candidates, inputs, default, table=None):
+    """Name of the fastest candidate for ``signature`` on this machine.
+
+    Args:
+        signature: a string naming the computation and its shapes; the
+            cache key (together with :func:`machine_key`).
+        candidates: ``{name: function}``, all computing the same result.
+        inputs: a tuple of tensors to time them on, or a function returning
+            it (called only when timing is needed).
+        default: the name to use when timing is off, and to keep unless
+            another candidate is clearly faster.
+        table: a dict to record new timings in instead of writing the cache
+            at once (see :func:`save`); looked up before the cache.
+
+    Returns:
+        a key of ``candidates``.
+    """
+    if default not in candidates:
+        raise ValueError(f"default {default!r} is not among the candidates {sorted(candidates)}")
+    if len(candidates) == 1 or not enabled():
+        return default
+    known = (table or {}).get(signature) or _load(_table_path()).get(signature)
+    if known and known.get("choice") in candidates and set(known.get("ms", {})) >= set(candidates):
+        return known["choice"]
+    timings = time_candidates(candidates, inputs() if callable(inputs) else inputs)
+    best = min(timings, key=timings.get)
+    choice = best if timings[best] < MARGIN * timings[default] else default
+    entry = {"choice": choice, "ms": {name: round(ms, 3) for name, ms in timings.items()}}
+    if table is None:
+        _store(_table_path(), {signature: entry})
+    else:
+        table[signature] = entry
+    return choice
+
+
+def save(table):
+    """Write the timings gathered in ``table`` by :func:`choose` to the cache."""
+    if table and enabled():
+        _store(_table_path(), table)

@@ -1,0 +1,130 @@
+"""keras_sep.ops.autotune and the tuned inference plan: the fastest form wins,
+the choice is cached per machine, and a tuned plan still equals the model."""
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_sep.models import UNetSeparator, WaveformSeparator
+from keras_sep.ops import autotune
+from keras_sep.separator import Separator
+from test_unet_inference import randomise
+
+
+@pytest.fixture
+def tuning(tmp_path, monkeypatch):
+    """Timing on, with a cache of its own."""
+    monkeypatch.setenv("KERAS_SEP_TUNE", "1")
+    monkeypatch.setenv("KERAS_SEP_CACHE", str(tmp_path))
+    return tmp_path
+
+
+def cached_choices(root):
+    (path,) = glob.glob(os.path.join(root, "tuning", "*.json"))
+    with open(path) as f:
+        table = json.load(f)
+    assert table["machine"] == autotune.machine_key()
+    return table["choices"]
+
+
+def fixed_timings(monkeypatch, timings):
+    calls = []
+
+    def fake(candidates, inputs, rounds=5):
+        calls.append(sorted(candidates))
+        return {name: timings[name] for name in candidates}
+
+    monkeypatch.setattr(autotune, "time_candidates", fake)
+    return calls
+
+
+CANDIDATES = {"a": lambda x: x + 1, "b": lambda x: 1 + x, "c": lambda x: x - (-1)}
+
+
+def test_fastest_candidate_wins_and_is_cached(tuning, monkeypatch):
+    calls = fixed_timings(monkeypatch, {"a": 10.0, "b": 5.0, "c": 7.0})
+    assert autotune.choose("sig", CANDIDATES, (tf.zeros(3),), "a") == "b"
+    assert cached_choices(tuning)["sig"] == {"choice": "b", "ms": {"a": 10.0, "b": 5.0, "c": 7.0}}
+    # A second process would find it in the cache without timing again.
+    assert autotune.choose("sig", CANDIDATES, (tf.zeros(3),), "a") == "b"
+    assert len(calls) == 1
+    # A new candidate invalidates the entry.
+    more = dict(CANDIDATES, d=lambda x: x + 1.0)
+    fixed_timings(monkeypatch, {"a": 10.0, "b": 5.0, "c": 7.0, "d": 1.0})
+    assert autotune.choose("sig", more, (tf.zeros(3),), "a") == "d"
+
+
+def test_default_kept_within_the_noise_margin(tuning, monkeypatch):
+    fixed_timings(monkeypatch, {"a": 10.0, "b": 9.9, "c": 20.0})
+    assert autotune.choose("sig", CANDIDATES, (tf.zeros(3),), "a") == "a"
+    fixed_timings(monkeypatch, {"a": 10.0, "b": 9.0, "c": 20.0})
+    assert autotune.choose("other", CANDIDATES, (tf.zeros(3),), "a") == "b"
+
+
+def test_timing_off_takes_the_default_without_timing(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_SEP_CACHE", str(tmp_path))
+    monkeypatch.setenv("KERAS_SEP_TUNE", "off")
+    calls = fixed_timings(monkeypatch, {"a": 10.0, "b": 1.0, "c": 1.0})
+    assert autotune.choose("sig", CANDIDATES, (tf.zeros(3),), "a") == "a"
+    assert calls == [] and not os.path.exists(os.path.join(tmp_path, "tuning"))
+
+
+def test_unknown_default_is_an_error():
+    with pytest.raises(ValueError, match="'z' is not among"):
+        autotune.choose("sig", CANDIDATES, (tf.zeros(3),), "z")
+
+
+def test_real_timings_tell_much_more_work_from_little():
+    small, large = tf.random.uniform((8, 8)), tf.random.uniform((384, 384))
+    timings = autotune.time_candidates(
+        {"little": lambda a, b: tf.matmul(a, a), "much": lambda a, b: tf.matmul(tf.matmul(b, b), b)}, (small, large))
+    assert set(timings) == {"little", "much"} and timings["little"] > 0
+    assert timings["much"] > timings["little"]
+
+
+def test_table_collects_choices_until_saved(tuning, monkeypatch):
+    fixed_timings(monkeypatch, {"a": 3.0, "b": 2.0, "c": 1.0})
+    table = {}
+    assert autotune.choose("sig", CANDIDATES, lambda: (tf.zeros(3),), "a", table) == "c"
+    assert not os.path.exists(os.path.join(tuning, "tuning"))
+    autotune.save(table)
+    assert cached_choices(tuning)["sig"]["choice"] == "c"
+
+
+def test_tuned_plan_equals_model_and_reuses_the_cache(tuning, monkeypatch):
+    net = randomise(UNetSeparator(filters=(8, 16, 32), bins=32, frames=32), seed=7)
+    x = np.random.default_rng(5).uniform(0, 2, (1, 32, 32, 2)).astype("float32")
+    plan = net.inference_function(tune_input_shape=x.shape)
+    choices = cached_choices(tuning)
+    decoders = [k for k in choices if k.startswith("unet.decoder:")]
+    # Inner decoder stages are timed; the last one joins the XLA head.
+    assert len(decoders) == 2 and plan.forms["decoder"][-1] == "head"
+    assert "unet.decoder:1x4x4x32:k5x5x16x32:s2" in choices
+    assert "unet.encoder:1x32x32x2:k5x5x2x16:s2" in choices  # both instruments' first convolution
+    for key, forms in plan.forms.items():
+        assert all(f in ("conv", "patches", "native", "phases", "merged", "taps", "head") for f in forms)
+    for signature, entry in choices.items():
+        assert entry["choice"] in entry["ms"]
+    got, expected = plan(x), net(x, training=False)
+    for name in net.instruments:
+        np.testing.assert_allclose(np.asarray(got[name]), np.asarray(expected[name]), rtol=2e-5, atol=2e-6)
+
+    def no_timing(*args, **kwargs):
+        raise AssertionError("timed again")
+
+    monkeypatch.setattr(autotune, "time_candidates", no_timing)
+    assert net.inference_function(tune_input_shape=x.shape).forms == plan.forms
+
+
+def test_separator_tunes_for_its_chunks(tuning):
+    net = UNetSeparator(filters=(4, 8), bins=16, frames=16)
+    model = WaveformSeparator(net, sample_rate=8000, frame_length=64, frame_step=16, overlap_frames=4)
+    wave = np.random.default_rng(0).uniform(-0.5, 0.5, (900, 2)).astype("float32")
+    tuned = Separator(model, batch_size=2).separate(wave, sample_rate=8000)
+    assert "unet.encoder:2x16x16x2:k5x5x2x8:s2" in cached_choices(tuning)
+    plain = Separator(model, fast=False).separate(wave, sample_rate=8000)
+    for name in model.instruments:
+        np.testing.assert_allclose(tuned[name], plain[name], atol=1e-5 * np.abs(plain[name]).max())
