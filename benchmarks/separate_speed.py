@@ -15,6 +15,9 @@ excluded:
             chunking and Spleeter chunking);
   file      Separator.separate_to_file(): WAV on disk → stems on disk,
             streamed (its peak RSS should not grow with length);
+  network-bf16, separate-bf16, separate-spleeter-bf16
+            (not in the default set) the same with precision="bfloat16":
+            convolutions in bfloat16, for processors with bfloat16 units;
   cli       (not in the default set) `keras-sep separate` against
             `spleeter separate` on the same WAV, wall time including
             start-up, model loading and writing: what a user waits for.
@@ -67,13 +70,16 @@ def worker(args):
         frames = len(wave)
     result = {"system": "keras_sep", "mode": args.mode, "audio_s": round(frames / RATE, 3)}
 
-    if args.mode in ("network", "network-keras"):
+    bf16 = args.mode.endswith("-bf16")
+    mode = args.mode[: -len("-bf16")] if bf16 else args.mode
+    precision = "bfloat16" if bf16 else "float32"
+    if mode in ("network", "network-keras"):
         # The chunks of this audio, one per call as the Separator feeds them.
         chunks = model.num_chunks(frames, 0)
         x = tf.random.uniform((1, model.chunk_frames, model.spectrogram_model.bins, 2))
-        if args.mode == "network":
+        if mode == "network":
             # Tuned for these chunks, as the Separator's (cached per machine).
-            plan = model.spectrogram_model.inference_function(tune_input_shape=tuple(x.shape))
+            plan = model.spectrogram_model.inference_function(tune_input_shape=tuple(x.shape), compute_dtype=precision)
             net = tf.function(plan, autograph=False)
         else:
             net = tf.function(lambda v: model.spectrogram_model(v, training=False))
@@ -81,9 +87,9 @@ def worker(args):
         def run():
             for _ in range(chunks):
                 [t.numpy() for t in net(x).values()]
-    elif args.mode in ("separate", "separate-spleeter"):
-        chunking = "spleeter" if args.mode == "separate-spleeter" else "overlap"
-        sep = Separator(model, chunking=chunking, progress=False)
+    elif mode in ("separate", "separate-spleeter"):
+        chunking = "spleeter" if mode == "separate-spleeter" else "overlap"
+        sep = Separator(model, chunking=chunking, progress=False, precision=precision)
         run = lambda: sep.separate(wave)  # noqa: E731
     else:
         sep = Separator(model, progress=False)

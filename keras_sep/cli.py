@@ -15,7 +15,7 @@ def _separate(args):
     from keras_sep.separator import Separator
 
     try:
-        separator = Separator(args.model, chunking=args.chunking, batch_size=args.batch_size)
+        separator = Separator(args.model, chunking=args.chunking, batch_size=args.batch_size, precision=args.precision)
     except Exception as error:  # a bad preset name or model file stops everything
         print(f"keras-sep: {args.model}: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
@@ -132,6 +132,13 @@ def build_parser():
         help="cross-faded overlapping chunks, or Spleeter's own chunks (default: %(default)s)",
     )
     sep.add_argument("--batch-size", type=int, default=1, help="chunks per network call (default: %(default)s; larger helps on GPU)")
+    sep.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="bfloat16: U-Net convolutions in bfloat16, 2-3x faster on CPUs with bfloat16 units (Intel AMX, "
+        "AVX512_BF16), slower elsewhere; stems within about 50 dB SNR of float32 (default: %(default)s)",
+    )
     sep.set_defaults(func=_separate)
 
     tr = commands.add_parser(

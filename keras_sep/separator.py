@@ -13,6 +13,7 @@ import numpy as np
 from keras_sep import audio
 
 CHUNKING_MODES = ("overlap", "spleeter")
+PRECISIONS = ("float32", "bfloat16")
 _MAPPED_OUTPUT_BYTES = 1 << 24  # outputs from this size on are memory maps (see _output_array)
 
 
@@ -152,6 +153,12 @@ class Separator:
             them. On a new machine the first separation also times each
             layer's operator forms once (a few seconds, then cached;
             ``KERAS_SEP_TUNE=0`` skips it). ``False`` runs the Keras layers as they are.
+        precision: ``"float32"`` (default) or ``"bfloat16"``: the U-Nets'
+            convolutions in bfloat16 (needs ``fast``), 2–3× faster on
+            processors with bfloat16 matrix units (Intel AMX, AVX512_BF16)
+            and slower on others; STFT, masks and stems stay float32. On
+            Spleeter's example the stems stay within 49–55 dB SNR of
+            Spleeter's float32 ones (float32: 100 dB).
 
     Example:
 
@@ -161,12 +168,21 @@ class Separator:
     (479832, 2)
     """
 
-    def __init__(self, model, chunking="overlap", batch_size=1, progress=None, fast=True):
+    def __init__(self, model, chunking="overlap", batch_size=1, progress=None, fast=True, precision="float32"):
         if isinstance(model, (str, os.PathLike)):
             model = _load_model(os.fspath(model))
         if chunking not in CHUNKING_MODES:
             raise ValueError(f"chunking must be one of {CHUNKING_MODES}, got {chunking!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if precision != "float32" and not fast:
+            raise ValueError(f"precision={precision!r} runs the inference plan: it needs fast=True")
+        if precision != "float32" and not _has_plan(model.spectrogram_model):
+            net = model.spectrogram_model
+            raise ValueError(f"precision={precision!r} needs a float32 network with an inference plan "
+                             f"(a UNetSeparator), got {type(net).__name__} computing in {net.compute_dtype}")
         self.model = model
+        self.precision = precision
         self.chunking = chunking
         self.batch_size = int(batch_size)
         self.progress = progress
@@ -206,12 +222,12 @@ class Separator:
 
     def _inference_network(self):
         net = self.model.spectrogram_model
-        if not hasattr(net, "inference_function") or net.compute_dtype != "float32":
+        if not _has_plan(net):
             return None
         # Time the layers' operator forms for the chunks this separator feeds
         # (once per machine, then cached).
         shape = (self.batch_size, self.model.chunk_frames, net.bins, net.channels)
-        return net.inference_function(tune_input_shape=shape)
+        return net.inference_function(tune_input_shape=shape, compute_dtype=self.precision)
 
     # --- in memory -----------------------------------------------------------
 
@@ -358,6 +374,10 @@ def _output_array(frames, channels):
     if size < _MAPPED_OUTPUT_BYTES:
         return np.empty((frames, channels), np.float32)
     return np.frombuffer(mmap.mmap(-1, size), np.float32).reshape(frames, channels)
+
+
+def _has_plan(net):
+    return hasattr(net, "inference_function") and net.compute_dtype == "float32"
 
 
 def _fit_channels(block, channels):

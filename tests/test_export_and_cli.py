@@ -110,6 +110,17 @@ def test_cli_separate_writes_stems_and_fails_on_bad_input(model, model_file, tmp
                      "--overwrite"]) == 0
 
 
+def test_cli_separate_in_bfloat16(model, model_file, tmp_path):
+    wave = np.random.default_rng(2).uniform(-0.5, 0.5, (5000, 2)).astype(np.float32)
+    sf.write(tmp_path / "a.wav", wave, RATE, subtype="FLOAT")
+    assert cli.main(["separate", str(tmp_path / "a.wav"), "-o", str(tmp_path), "-m", model_file,
+                     "--precision", "bfloat16"]) == 0
+    expected = Separator(model, precision="bfloat16").separate(wave, sample_rate=RATE)
+    for name in model.instruments:
+        data, _ = sf.read(tmp_path / "a" / f"{name}.wav", dtype="float32")
+        np.testing.assert_allclose(data, np.clip(expected[name], -1, 1), atol=2.0**-14)
+
+
 def test_cli_unknown_model_is_one_line_error(tmp_path, capsys):
     assert cli.main(["separate", "x.wav", "-o", str(tmp_path), "-m", "spleeter:9stems"]) == 2
     err = capsys.readouterr().err.strip()

@@ -31,19 +31,48 @@ def mixture():
     return np.load(os.path.join(SPLEETER_DATA, "input_waveform.npy"))
 
 
-@pytest.mark.parametrize("plan", ["keras", "inference_function"])
+PLAN_FORMS = {
+    "inference_function": None,
+    # the forms the plan's timing picked on an AVX-512 Xeon, and the others
+    "native_patches_taps": {"encoder": ["conv"] * 4 + ["patches"] * 2, "decoder": ["taps", "native", "native", "taps", "native", "native"]},
+    "phases": {"decoder": "phases"},
+    "merged": {"decoder": "merged"},
+}
+
+
+@pytest.mark.parametrize("plan", ["keras"] + sorted(PLAN_FORMS))
 def test_network_output_matches_spleeter(model, plan):
     data = np.load(os.path.join(SPLEETER_DATA, "network_io.npz"))
     net = model.spectrogram_model
     if plan == "keras":
         out = net(data["mix_spectrogram"], training=False)
     else:
-        out = net.inference_function()(data["mix_spectrogram"])
+        out = net.inference_function(forms=PLAN_FORMS[plan])(data["mix_spectrogram"])
     for name in ("vocals", "accompaniment"):
         reference = data[f"{name}_spectrogram"]
         ours = np.asarray(out[name])
         assert snr_db(reference, ours) > 90
         np.testing.assert_allclose(ours, reference, atol=1e-3 * np.abs(reference).max())
+
+
+def test_bfloat16_network_stays_close_to_spleeter(model):
+    """bfloat16 keeps about 8 significant bits: the network's output moves
+    by some 40–55 dB, far below what one hears, but no longer 90."""
+    data = np.load(os.path.join(SPLEETER_DATA, "network_io.npz"))
+    out = model.spectrogram_model.inference_function(compute_dtype="bfloat16")(data["mix_spectrogram"])
+    for name in ("vocals", "accompaniment"):
+        snr = snr_db(data[f"{name}_spectrogram"], np.asarray(out[name]))
+        print(f"bfloat16 network, {name}: SNR vs Spleeter {snr:.1f} dB")
+        assert 35 < snr < 80
+
+
+def test_bfloat16_stems_stay_close_to_spleeter(model, mixture):
+    stems = Separator(model, chunking="spleeter", precision="bfloat16").separate(mixture, sample_rate=44100)
+    for name in ("vocals", "accompaniment"):
+        reference = np.load(os.path.join(SPLEETER_DATA, f"{name}.npy"))
+        snr = snr_db(reference, stems[name])
+        print(f"bfloat16 stems, {name}: SNR vs Spleeter {snr:.1f} dB")
+        assert stems[name].dtype == np.float32 and 40 < snr < 80
 
 
 @pytest.mark.parametrize("fast", [True, False])

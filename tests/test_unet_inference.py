@@ -89,6 +89,29 @@ def test_every_operator_form_equals_keras_model(forms, jit_compile):
         np.testing.assert_allclose(np.asarray(got[name]), np.asarray(expected[name]), rtol=2e-5, atol=2e-6)
 
 
+@pytest.mark.parametrize("jit_compile", [True, False])
+@pytest.mark.parametrize("forms", [None, FORMS[0], FORMS[-1]], ids=["default", "native_patches", "mixed"])
+def test_bfloat16_plan_stays_within_bfloat16_rounding(forms, jit_compile):
+    net = randomise(UNetSeparator(bins=32, frames=32, **VARIANTS["all_plans"]), seed=6)
+    x = np.random.default_rng(4).uniform(0, 2, (2, 64, 32, net.channels)).astype("float32")
+    expected = net(x, training=False)
+    plan = net.inference_function(jit_compile=jit_compile, forms=forms, compute_dtype="bfloat16")
+    assert plan.first_kernel.dtype == tf.bfloat16
+    got = tf.function(plan, autograph=False)(x)
+    for name in net.instruments:
+        ours, reference = np.asarray(got[name]), np.asarray(expected[name])
+        assert ours.dtype == np.float32
+        error = np.abs(ours - reference).max() / np.abs(reference).max()
+        # bfloat16 rounding shows (float32 would be ~1e-6) but stays small.
+        assert 1e-4 < error < 3e-2, error
+
+
+def test_unknown_compute_dtype():
+    net = UNetSeparator(filters=(4, 8), bins=16, frames=16)
+    with pytest.raises(ValueError, match="'float16'"):
+        net.inference_function(compute_dtype="float16")
+
+
 @pytest.mark.parametrize("forms, message", [
     ({"encoder": "winograd"}, "forms\\['encoder'\\]"),
     ({"decoder": ["native"]}, "list of 2"),
@@ -148,6 +171,35 @@ def test_fast_separator_equals_keras_layers(extension):
     for name in model.instruments:
         scale = np.abs(plain[name]).max()
         np.testing.assert_allclose(fast[name], plain[name], atol=1e-5 * scale)
+
+
+def test_bfloat16_separator_stays_close_to_float32():
+    net = randomise(UNetSeparator(filters=(4, 8, 16), bins=32, frames=32), seed=9)
+    model = WaveformSeparator(net, sample_rate=8000, frame_length=128, frame_step=32, overlap_frames=8)
+    wave = np.random.default_rng(2).uniform(-0.5, 0.5, (5000, 2)).astype("float32")
+    half = Separator(model, precision="bfloat16").separate(wave, sample_rate=8000)
+    full = Separator(model).separate(wave, sample_rate=8000)
+    for name in model.instruments:
+        assert half[name].dtype == np.float32 and half[name].shape == full[name].shape
+        snr = 10 * np.log10(np.sum(full[name] ** 2) / np.sum((full[name] - half[name]) ** 2))
+        assert 30 < snr < 90, snr
+
+
+def test_bad_precision_settings():
+    net = UNetSeparator(filters=(4, 8), bins=16, frames=16)
+    model = WaveformSeparator(net, sample_rate=8000, frame_length=64, frame_step=16, overlap_frames=4)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        Separator(model, precision="float16")
+    with pytest.raises(ValueError, match="needs fast=True"):
+        Separator(model, precision="bfloat16", fast=False)
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        mixed = WaveformSeparator(UNetSeparator(filters=(4, 8), bins=16, frames=16), sample_rate=8000,
+                                  frame_length=64, frame_step=16, overlap_frames=4)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    with pytest.raises(ValueError, match="needs a float32 network"):
+        Separator(mixed, precision="bfloat16")
 
 
 def test_mixed_precision_model_uses_the_keras_layers():
