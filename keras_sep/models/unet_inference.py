@@ -184,6 +184,23 @@ class UNetInference:
             tuple(model.get_layer(f"{self.instruments[0]}_mask").dilation_rate),
             last_kernel.shape[:2] if chosen["decoder"][-1] == "head" else None,
         )
+        # The element-wise steps between convolutions (bias, activation,
+        # batch norm, skip concatenation) as one XLA fusion each: one pass
+        # over the feature map instead of three or four.
+        encoder_act = self.encoder_act
+
+        def encoder_post(conv, begin, end, scale, shift):
+            return encoder_act(_sliced(conv, begin, end) * scale + shift)
+
+        def decoder_post(conv, bias, scale, shift):
+            return decoder_act(conv + bias) * scale + shift
+
+        def decoder_join(conv, bias, scale, shift, skip, begin, end):
+            return tf.concat([_sliced(skip, begin, end), decoder_post(conv, bias, scale, shift)], axis=-1)
+
+        self._encoder_post = self._fused(encoder_post)
+        self._decoder_post = self._fused(decoder_post)
+        self._decoder_join = self._fused(decoder_join)
         # The first convolution of every instrument reads the same input.
         self.first_kernel = tf.concat([self.plans[n][0][0][1] for n in self.instruments], axis=-1)
         self.first_bias = tf.concat([self.plans[n][0][0][2] for n in self.instruments], axis=-1)
@@ -270,6 +287,9 @@ class UNetInference:
 
     # --- the computation -------------------------------------------------
 
+    def _fused(self, fn):
+        return tf.function(fn, jit_compile=True, autograph=False) if self.jit_compile else fn
+
     def _mask_head(self, act, dilation, tap_size=None):
         """Last decoder activation and batch norm, the mask convolution,
         sigmoid and masking: one XLA fusion with ``jit_compile``. With a
@@ -294,19 +314,25 @@ class UNetInference:
         magnitude = tf.convert_to_tensor(magnitude, tf.float32)
         x = tf.cast(magnitude, self.dtype)
         first = tf.nn.bias_add(_conv(self.forms["encoder"][0], x, self.first_kernel, self.strides), self.first_bias)
-        firsts = tf.split(first, len(self.instruments), axis=-1)
-        return {name: self._unet(name, magnitude, conv) for name, conv in zip(self.instruments, firsts)}
+        width = int(first.shape[-1]) // len(self.instruments)
+        # Each instrument's share of the first convolution stays a slice of
+        # it: the fused element-wise steps read it in place, no split copy.
+        return {
+            name: self._unet(name, magnitude, (first, i * width, (i + 1) * width))
+            for i, name in enumerate(self.instruments)
+        }
 
-    def _unet(self, name, magnitude, conv):
+    def _unet(self, name, magnitude, first):
         encoders, decoders, (mask_kernel, mask_bias) = self.plans[name]
-        skips = []
+        skips = [first]  # (tensor, first channel, end channel), unsliced
+        x = None
         for stage, (form, kernel, bias, affine) in enumerate(encoders):
             if stage:
                 conv = tf.nn.bias_add(_conv(form, x, kernel, self.strides), bias)
-            skips.append(conv)
+                skips.append((conv, 0, int(conv.shape[-1])))
             if affine is not None:
-                x = self.encoder_act(conv * affine[0] + affine[1])
-        x = skips.pop()
+                x = self._encoder_post(*skips[-1], *affine)
+        x = _sliced(*skips.pop())
         for stage, (form, kernel, prepared, bias, (scale, shift)) in enumerate(decoders):
             if form == "head":
                 # Per-tap products, a plain matrix product; the head sums them.
@@ -315,8 +341,14 @@ class UNetInference:
                 conv = _transpose(form, x, kernel, prepared, self.strides)
             if stage == len(decoders) - 1:
                 return self.head(conv, bias, scale, shift, magnitude, mask_kernel, mask_bias)
-            x = self.decoder_act(tf.nn.bias_add(conv, bias)) * scale + shift
-            if skips:
-                skip = skips.pop()
-                if self.skip_connections:
-                    x = tf.concat([skip, x], axis=-1)
+            skip = skips.pop() if skips else None
+            if skip is not None and self.skip_connections:
+                x = self._decoder_join(conv, bias, scale, shift, *skip)
+            else:
+                x = self._decoder_post(conv, bias, scale, shift)
+
+
+def _sliced(tensor, begin, end):
+    """Channels ``begin:end`` of ``tensor`` (the tensor itself when whole);
+    ``begin`` and ``end`` are Python ints, static under XLA."""
+    return tensor if begin == 0 and end == tensor.shape[-1] else tensor[..., begin:end]
