@@ -186,7 +186,11 @@ class UNetInference:
         )
         # The element-wise steps between convolutions (bias, activation,
         # batch norm, skip concatenation) as one XLA fusion each: one pass
-        # over the feature map instead of three or four.
+        # over the feature map instead of three or four. That saves 12 % of
+        # the bfloat16 network (TensorFlow's bfloat16 element-wise kernels
+        # are slow) but only 1–2 % in float32, less than the 0.4 s the dozen
+        # extra compilations add to the first call.
+        self.fuse_steps = self.jit_compile and dtype == tf.bfloat16
         encoder_act = self.encoder_act
 
         def encoder_post(conv, begin, end, scale, shift):
@@ -198,9 +202,10 @@ class UNetInference:
         def decoder_join(conv, bias, scale, shift, skip, begin, end):
             return tf.concat([_sliced(skip, begin, end), decoder_post(conv, bias, scale, shift)], axis=-1)
 
-        self._encoder_post = self._fused(encoder_post)
-        self._decoder_post = self._fused(decoder_post)
-        self._decoder_join = self._fused(decoder_join)
+        fused = self._fused if self.fuse_steps else (lambda fn: fn)
+        self._encoder_post = fused(encoder_post)
+        self._decoder_post = fused(decoder_post)
+        self._decoder_join = fused(decoder_join)
         # The first convolution of every instrument reads the same input.
         self.first_kernel = tf.concat([self.plans[n][0][0][1] for n in self.instruments], axis=-1)
         self.first_bias = tf.concat([self.plans[n][0][0][2] for n in self.instruments], axis=-1)
@@ -315,12 +320,13 @@ class UNetInference:
         x = tf.cast(magnitude, self.dtype)
         first = tf.nn.bias_add(_conv(self.forms["encoder"][0], x, self.first_kernel, self.strides), self.first_bias)
         width = int(first.shape[-1]) // len(self.instruments)
-        # Each instrument's share of the first convolution stays a slice of
-        # it: the fused element-wise steps read it in place, no split copy.
-        return {
-            name: self._unet(name, magnitude, (first, i * width, (i + 1) * width))
-            for i, name in enumerate(self.instruments)
-        }
+        if self.fuse_steps:
+            # Each instrument's share of the first convolution stays a slice
+            # of it: the fused element-wise steps read it in place.
+            shares = [(first, i * width, (i + 1) * width) for i in range(len(self.instruments))]
+        else:
+            shares = [(share, 0, width) for share in tf.split(first, len(self.instruments), axis=-1)]
+        return {name: self._unet(name, magnitude, share) for name, share in zip(self.instruments, shares)}
 
     def _unet(self, name, magnitude, first):
         encoders, decoders, (mask_kernel, mask_bias) = self.plans[name]
