@@ -47,7 +47,14 @@ class _ChunkStream:
         # buffer[begin] and tail[...][0] are at padded position next_chunk * hop.
         self.begin, self.end = 0, self.lead
         self.segments = None
-        self.rows = None  # cross-fade weight rows, by (first, last)
+        # A chunk's cross-fade weights depend only on whether it is first and
+        # whether it is last: the four rows are made once, not as TensorFlow
+        # ops for every chunk. Keys (first, last), each from an example.
+        examples = {(True, True): ([0], 1), (True, False): ([0], 2), (False, False): ([1], 3), (False, True): ([1], 2)}
+        self.rows = {
+            kind: np.asarray(model.chunk_weights(index, count, overlap), np.float32)[0]
+            for kind, (index, count) in examples.items()
+        }
         self.received = 0  # input samples seen
         self.next_chunk = 0
         self.tail = {name: np.zeros((0, self.channels), np.float32) for name in model.instruments}
@@ -122,15 +129,7 @@ class _ChunkStream:
         self.begin = min(self.begin + self.next_chunk * self.hop - first, self.end)
 
     def _weights(self, chunks, total):
-        """Cross-fade weights of ``chunks`` out of ``total``: a row depends
-        only on whether the chunk is first and whether it is last, so the
-        four kinds are made once (not as TensorFlow ops for every chunk)."""
-        if self.rows is None:
-            examples = {(True, True): ([0], 1), (True, False): ([0], 2), (False, False): ([1], 3), (False, True): ([1], 2)}
-            self.rows = {
-                kind: np.asarray(self.model.chunk_weights(index, count, self.overlap), np.float32)[0]
-                for kind, (index, count) in examples.items()
-            }
+        """Cross-fade weights ``(len(chunks), chunk_frames)`` of ``chunks`` out of ``total``."""
         return np.stack([self.rows[(c == 0, c == total - 1)] for c in chunks])
 
     def _emit(self, finished, start, pieces):

@@ -202,10 +202,10 @@ class UNetInference:
         def decoder_join(conv, bias, scale, shift, skip, begin, end):
             return tf.concat([_sliced(skip, begin, end), decoder_post(conv, bias, scale, shift)], axis=-1)
 
-        fused = self._fused if self.fuse_steps else (lambda fn: fn)
-        self._encoder_post = fused(encoder_post)
-        self._decoder_post = fused(decoder_post)
-        self._decoder_join = fused(decoder_join)
+        steps = self._fused if self.fuse_steps else (lambda fn: fn)
+        self._encoder_post = steps(encoder_post)
+        self._decoder_post = steps(decoder_post)
+        self._decoder_join = steps(decoder_join)
         # The first convolution of every instrument reads the same input.
         self.first_kernel = tf.concat([self.plans[n][0][0][1] for n in self.instruments], axis=-1)
         self.first_bias = tf.concat([self.plans[n][0][0][2] for n in self.instruments], axis=-1)
@@ -313,7 +313,7 @@ class UNetInference:
                 y = tf.nn.conv2d(x, kernel, 1, "SAME", dilations=dilation)
             return tf.sigmoid(y + bias) * magnitude
 
-        return tf.function(head, jit_compile=True, autograph=False) if self.jit_compile else head
+        return self._fused(head)
 
     def __call__(self, magnitude):
         magnitude = tf.convert_to_tensor(magnitude, tf.float32)
