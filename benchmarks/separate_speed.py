@@ -70,13 +70,15 @@ def worker(args):
         frames = len(wave)
     result = {"system": "keras_sep", "mode": args.mode, "audio_s": round(frames / RATE, 3)}
 
+    batching = {"batch_size": args.batch_size} if args.batch_size else {}
     bf16 = args.mode.endswith("-bf16")
     mode = args.mode[: -len("-bf16")] if bf16 else args.mode
     precision = "bfloat16" if bf16 else "float32"
     if mode in ("network", "network-keras"):
         # The chunks of this audio, one per call as the Separator feeds them.
         chunks = model.num_chunks(frames, 0)
-        x = tf.random.uniform((1, model.chunk_frames, model.spectrogram_model.bins, 2))
+        batch = args.batch_size or 1
+        x = tf.random.uniform((batch, model.chunk_frames, model.spectrogram_model.bins, 2))
         if mode == "network":
             # Tuned for these chunks, as the Separator's (cached per machine).
             plan = model.spectrogram_model.inference_function(tune_input_shape=tuple(x.shape), compute_dtype=precision)
@@ -85,14 +87,14 @@ def worker(args):
             net = tf.function(lambda v: model.spectrogram_model(v, training=False))
 
         def run():
-            for _ in range(chunks):
+            for _ in range(-(-chunks // batch)):
                 [t.numpy() for t in net(x).values()]
     elif mode in ("separate", "separate-spleeter"):
         chunking = "spleeter" if mode == "separate-spleeter" else "overlap"
-        sep = Separator(model, chunking=chunking, progress=False, precision=precision)
+        sep = Separator(model, chunking=chunking, progress=False, precision=precision, **batching)
         run = lambda: sep.separate(wave)  # noqa: E731
     else:
-        sep = Separator(model, progress=False)
+        sep = Separator(model, progress=False, **batching)
         run = lambda: sep.separate_to_file(source, folder, overwrite=True)  # noqa: E731
 
     out = run()  # warm-up: traces the graph
@@ -233,7 +235,10 @@ def main():
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--peer", default=os.path.expanduser("~/.cache/spleeter_peer"))
     parser.add_argument("--modes", nargs="+", default=["network-keras", "network", "separate", "separate-spleeter", "file"])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[0],
+                        help="chunks per network call to compare (0: the Separator's default)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--batch-size", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--mode", help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--save", help=argparse.SUPPRESS)
@@ -269,13 +274,14 @@ def main():
 
             wav = os.path.join(scratch, f"in_{seconds}.wav")
             audio.save(wav, tiled(seconds), RATE)
-        for mode in args.modes:
+        runs = [(mode, batch) for mode in args.modes for batch in (args.batch_sizes if mode not in ("cli", "network-keras") else [0])]
+        for mode, batch in runs:
             if mode == "cli":
                 rows.extend(time_clis(args, seconds, wav, scratch, have_peer))
                 continue
-            save = os.path.join(scratch, f"ours_{mode}_{seconds}.npz")
+            save = os.path.join(scratch, f"ours_{mode}_{batch}_{seconds}.npz")
             ours = run_json([sys.executable, __file__, "--worker", "--mode", mode, "--seconds", str(seconds),
-                             "--reps", str(reps), "--save", save] + (["--input", wav] if wav else []))
+                             "--reps", str(reps), "--save", save, "--batch-size", str(batch)] + (["--input", wav] if wav else []))
             if peer and "median_s" in peer and "median_s" in ours:
                 ours["speedup_vs_spleeter_graph"] = round(peer["median_s"] / ours["median_s"], 2)
             if have_peer and os.path.exists(save) and os.path.exists(os.path.join(scratch, f"peer_{seconds}", "vocals.npy")):
@@ -284,8 +290,9 @@ def main():
                     name: round(float(snr_db(np.load(os.path.join(scratch, f"peer_{seconds}", f"{name}.npy")), stems[name])), 1)
                     for name in ("vocals", "accompaniment")
                 }
-            rows.append(("keras_sep", mode, seconds, ours))
-            print(json.dumps({"seconds": seconds, "mode": mode, **ours}), file=sys.stderr)
+            label = f"{mode}, batch {batch}" if batch else mode
+            rows.append(("keras_sep", label, seconds, ours))
+            print(json.dumps({"seconds": seconds, "mode": label, **ours}), file=sys.stderr)
 
     print()
     print("| system | mode | audio s | time s | × real time | peak RSS MB | × Spleeter graph | GFLOP/s "
@@ -299,12 +306,12 @@ def main():
         snr = f"{snr['vocals']} / {snr['accompaniment']}" if snr else ""
         print(f"| {system} | {mode} | {r['audio_s']} | {r['median_s']} | {r['x_realtime']} | {r['peak_rss_mb']} | "
               f"{r.get('speedup_vs_spleeter_graph', '')} | {r.get('gflop_per_s', '')} | {snr} |")
-    streamed = [r for system, mode, _, r in rows if mode == "file" and "peak_rss_mb" in r]
-    if len(streamed) > 1:
-        ratio = streamed[-1]["peak_rss_mb"] / streamed[0]["peak_rss_mb"]
-        print(f"\nfile → file peak RSS, {streamed[-1]['audio_s']} s vs {streamed[0]['audio_s']} s: "
-              f"{ratio:.2f}× (target ≤ 1.2×)")
-
+    for label in dict.fromkeys(mode for _, mode, _, _ in rows if mode.startswith("file")):
+        streamed = [r for _, mode, _, r in rows if mode == label and "peak_rss_mb" in r]
+        if len(streamed) > 1:
+            ratio = streamed[-1]["peak_rss_mb"] / streamed[0]["peak_rss_mb"]
+            print(f"\n{label} → file peak RSS, {streamed[-1]['audio_s']} s vs {streamed[0]['audio_s']} s: "
+                  f"{ratio:.2f}× (target ≤ 1.2×)")
 
 if __name__ == "__main__":
     main()

@@ -73,6 +73,31 @@ def _export(args):
     return 0
 
 
+def _tune(args):
+    from keras_sep.ops import autotune
+    from keras_sep.separator import Separator
+
+    if not autotune.enabled():
+        print("keras-sep: timing is off (KERAS_SEP_TUNE=0): nothing to tune", file=sys.stderr)
+        return 2
+    if args.refresh and autotune.clear():
+        print(f"removed this machine's timings: {autotune.table_path()}")
+    try:
+        separator = Separator(args.model, precision=args.precision)
+    except Exception as error:
+        print(f"keras-sep: {args.model}: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
+    plan = separator.tune()
+    print(f"timings: {autotune.table_path()}")
+    print(f"chunks per call: {plan['batch_size']}")
+    if plan["forms"] is None:
+        print("no inference plan for this model: the Keras layers run as they are")
+    else:
+        for part, forms in plan["forms"].items():
+            print(f"{part} forms: {' '.join(forms)}")
+    return 0
+
+
 def _parse_targets(items):
     """``["vocals=vocals", "accompaniment=drums+bass+other"]`` → grouping dict."""
     if not items:
@@ -131,7 +156,8 @@ def build_parser():
         default="overlap",
         help="cross-faded overlapping chunks, or Spleeter's own chunks (default: %(default)s)",
     )
-    sep.add_argument("--batch-size", type=int, default=1, help="chunks per network call (default: %(default)s; larger helps on GPU)")
+    sep.add_argument("--batch-size", type=int, default=None,
+                     help="chunks per network call (default: the faster of 1 and 4 here, timed once; larger helps on GPU)")
     sep.add_argument(
         "--precision",
         choices=("float32", "bfloat16"),
@@ -164,6 +190,15 @@ def build_parser():
     ev.add_argument("--json", help="also write per-track results here")
     ev.add_argument("--chunking", choices=("overlap", "spleeter"), default="overlap")
     ev.set_defaults(func=_evaluate)
+
+    tune = commands.add_parser(
+        "tune", help="time this machine's operator forms and batch size now (otherwise done at the first separation)"
+    )
+    tune.add_argument("-m", "--model", default=DEFAULT_MODEL, help="preset name or .keras file (default: %(default)s)")
+    tune.add_argument("--precision", choices=("float32", "bfloat16"), default="float32")
+    tune.add_argument("--refresh", action="store_true",
+                      help="forget this machine's earlier timings first (e.g. taken while it was busy)")
+    tune.set_defaults(func=_tune)
 
     exp = commands.add_parser("export", help="export a separator as a TF Serving SavedModel")
     exp.add_argument("directory", help="version folder, e.g. serving/unet/1")

@@ -33,7 +33,7 @@ def cached_choices(root):
 def fixed_timings(monkeypatch, timings):
     calls = []
 
-    def fake(candidates, inputs, rounds=5):
+    def fake(candidates, inputs, rounds=5, compiled=False):
         calls.append(sorted(candidates))
         return {name: timings[name] for name in candidates}
 
@@ -128,3 +128,90 @@ def test_separator_tunes_for_its_chunks(tuning):
     plain = Separator(model, fast=False).separate(wave, sample_rate=8000)
     for name in model.instruments:
         np.testing.assert_allclose(tuned[name], plain[name], atol=1e-5 * np.abs(plain[name]).max())
+
+
+def small_separator_model():
+    net = UNetSeparator(filters=(4, 8), bins=16, frames=16)
+    randomise(net)
+    return WaveformSeparator(net, sample_rate=8000, frame_length=64, frame_step=16, overlap_frames=4)
+
+
+def test_separator_batch_size_is_the_fastest_and_cached(tuning, monkeypatch):
+    model = small_separator_model()
+    calls = []
+    real = autotune.time_candidates
+
+    def favour_four(candidates, inputs, rounds=5, compiled=False):
+        if not any(name.startswith("unet.") for name in candidates) and set(candidates) == {"1", "4"}:
+            calls.append(compiled)
+            # The candidates really run: each separates the same four chunks.
+            outputs = {
+                name: {inst: np.concatenate([call[inst] for call in fn(*inputs)]) for inst in model.instruments}
+                for name, fn in candidates.items()
+            }
+            for name in ("4",):
+                for inst in model.instruments:
+                    assert outputs[name][inst].shape[0] == 4
+                    np.testing.assert_allclose(outputs[name][inst], outputs["1"][inst], rtol=1e-5, atol=1e-6)
+            return {"1": 10.0, "4": 8.0}
+        return real(candidates, inputs, rounds=rounds, compiled=compiled)
+
+    monkeypatch.setattr(autotune, "time_candidates", favour_four)
+    sep = Separator(model)
+    wave = np.random.default_rng(1).uniform(-0.5, 0.5, (3000, 2)).astype("float32")
+    tuned = sep.separate(wave, sample_rate=8000)
+    assert sep.batch_size == 4 and calls == [True]
+    (key,) = [k for k in cached_choices(tuning) if k.startswith("separator.batch:")]
+    assert cached_choices(tuning)[key]["choice"] == "4"
+    plain = Separator(model, fast=False).separate(wave, sample_rate=8000)
+    for name in model.instruments:
+        np.testing.assert_allclose(tuned[name], plain[name], atol=1e-5 * np.abs(plain[name]).max())
+    # A new separator finds the answer in the cache.
+    assert Separator(model).batch_size == 4 and calls == [True]
+    # Within the noise margin the default of one chunk stays.
+    close = {"1": 10.0, "4": 9.8}
+    monkeypatch.setattr(autotune, "time_candidates", lambda c, i, rounds=5, compiled=False: {n: close.get(n, 1.0) for n in c})
+    monkeypatch.setenv("KERAS_SEP_CACHE", str(tuning / "other"))
+    assert Separator(model).batch_size == 1
+
+
+def test_separator_batch_size_without_timing(monkeypatch):
+    monkeypatch.setenv("KERAS_SEP_TUNE", "0")
+
+    def no_timing(*args, **kwargs):
+        raise AssertionError("timed")
+
+    monkeypatch.setattr(autotune, "time_candidates", no_timing)
+    model = small_separator_model()
+    assert Separator(model).batch_size == 1
+    monkeypatch.setenv("KERAS_SEP_TUNE", "1")
+    assert Separator(model, fast=False).batch_size == 1  # no plan, nothing to time
+    assert Separator(model, batch_size=3).batch_size == 3
+    for bad in (0, -2, 2.5):
+        with pytest.raises(ValueError, match="batch_size"):
+            Separator(model, batch_size=bad)
+
+
+def test_cli_tune_times_now_and_refreshes(tuning, monkeypatch, tmp_path, capsys):
+    from keras_sep import cli
+
+    path = str(tmp_path / "small.keras")
+    small_separator_model().save(path)
+    timings = {"1": 10.0, "4": 8.0, "native": 5.0}
+    calls = fixed_timings(monkeypatch, {})
+    monkeypatch.setattr(autotune, "time_candidates",
+                        lambda c, i, rounds=5, compiled=False: calls.append(sorted(c)) or {n: timings.get(n, 9.0) for n in c})
+    assert cli.main(["tune", "-m", path]) == 0
+    out = capsys.readouterr().out
+    assert "chunks per call: 4" in out and f"timings: {autotune.table_path()}" in out
+    assert "decoder forms: native head" in out and "encoder forms: conv conv" in out
+    assert ["1", "4"] in calls
+    timed = len(calls)
+    assert cli.main(["tune", "-m", path]) == 0  # cached: nothing timed again
+    assert len(calls) == timed
+    assert cli.main(["tune", "-m", path, "--refresh"]) == 0
+    assert "removed this machine's timings" in capsys.readouterr().out
+    assert len(calls) > timed
+    monkeypatch.setenv("KERAS_SEP_TUNE", "0")
+    assert cli.main(["tune", "-m", path]) == 2
+    assert "timing is off" in capsys.readouterr().err

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 
@@ -58,7 +59,7 @@ def machine_key():
     }
 
 
-def _table_path():
+def table_path():
     key = json.dumps(machine_key(), sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return os.path.join(cache_dir(), "tuning", f"{digest}.json")
@@ -88,13 +89,19 @@ def _store(path, choices):
         raise
 
 
-def time_candidates(candidates, inputs, rounds=5):
+def time_candidates(candidates, inputs, rounds=5, compiled=False):
     """Median milliseconds of each ``candidates[name](*inputs)``.
 
     Each candidate is traced and run once untimed; then the candidates run
     in interleaved rounds, so a slow spell of the machine hits them all.
+    ``compiled``: call the candidates as they are instead of as one
+    ``tf.function`` each (for candidates that are several calls: traced
+    together, TensorFlow could run their independent parts in parallel).
     """
-    functions = {name: tf.function(fn, autograph=False) for name, fn in candidates.items()}
+    if compiled:
+        functions = dict(candidates)
+    else:
+        functions = {name: tf.function(fn, autograph=False) for name, fn in candidates.items()}
     for fn in functions.values():
         tf.nest.map_structure(np.asarray, fn(*inputs))
     times = {name: [] for name in functions}
@@ -106,7 +113,7 @@ def time_candidates(candidates, inputs, rounds=5):
     return {name: 1e3 * float(np.median(t)) for name, t in times.items()}
 
 
-def choose(signature, candidates, inputs, default, table=None):
+def choose(signature, candidates, inputs, default, table=None, rounds=5, compiled=False, note=None):
     """Name of the fastest candidate for ``signature`` on this machine.
 
     Args:
@@ -119,6 +126,9 @@ def choose(signature, candidates, inputs, default, table=None):
             another candidate is clearly faster.
         table: a dict to record new timings in instead of writing the cache
             at once (see :func:`save`); looked up before the cache.
+        rounds, compiled: as for :func:`time_candidates`.
+        note: printed to stderr (``keras_sep: note``) when the timing runs,
+            for timings long enough to be noticed.
 
     Returns:
         a key of ``candidates``.
@@ -127,21 +137,33 @@ def choose(signature, candidates, inputs, default, table=None):
         raise ValueError(f"default {default!r} is not among the candidates {sorted(candidates)}")
     if len(candidates) == 1 or not enabled():
         return default
-    known = (table or {}).get(signature) or _load(_table_path()).get(signature)
+    known = (table or {}).get(signature) or _load(table_path()).get(signature)
     if known and known.get("choice") in candidates and set(known.get("ms", {})) >= set(candidates):
         return known["choice"]
-    timings = time_candidates(candidates, inputs() if callable(inputs) else inputs)
+    if note:
+        print(f"keras_sep: {note}", file=sys.stderr)
+    timings = time_candidates(candidates, inputs() if callable(inputs) else inputs, rounds=rounds, compiled=compiled)
     best = min(timings, key=timings.get)
     choice = best if timings[best] < MARGIN * timings[default] else default
     entry = {"choice": choice, "ms": {name: round(ms, 3) for name, ms in timings.items()}}
     if table is None:
-        _store(_table_path(), {signature: entry})
+        _store(table_path(), {signature: entry})
     else:
         table[signature] = entry
     return choice
 
 
+def clear():
+    """Forget this machine's timings (the next plans time again); returns
+    whether there were any."""
+    path = table_path()
+    if not os.path.exists(path):
+        return False
+    os.remove(path)
+    return True
+
+
 def save(table):
     """Write the timings gathered in ``table`` by :func:`choose` to the cache."""
     if table and enabled():
-        _store(_table_path(), table)
+        _store(table_path(), table)
