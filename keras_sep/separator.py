@@ -68,7 +68,9 @@ class _ChunkStream:
             return list(range(self.next_chunk, total))
         end = self.next_chunk * self.hop + self.end - self.begin
         last = (end - self.segment) // self.hop
-        return list(range(self.next_chunk, last + 1)) if end >= self.segment else []
+        ready = list(range(self.next_chunk, last + 1)) if end >= self.segment else []
+        # Whole batches only until the end: the input waits for the rest.
+        return ready[: len(ready) - len(ready) % self.batch_size]
 
     def push(self, block, final=False):
         """Add input samples; return output samples that are now final."""

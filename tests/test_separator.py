@@ -48,6 +48,33 @@ def test_streaming_equals_whole_signal(model, chunking, length):
         np.testing.assert_allclose(streamed[name], whole[name], atol=1e-5)
 
 
+@pytest.mark.parametrize("chunking", ["overlap", "spleeter"])
+def test_streaming_feeds_whole_batches(model, chunking):
+    """Blocks shorter than a chunk still reach the network batch_size chunks
+    at a time (only the last call may hold fewer), with the same output."""
+    wave = _noise(9001, seed=5)
+    sep = Separator(model, chunking=chunking, batch_size=3)
+    sizes = []
+    run = sep._run_segments
+
+    def recording(segments, weights):
+        sizes.append(len(segments))
+        return run(segments, weights)
+
+    sep._run_segments = recording
+    blocks = (wave[i : i + 100] for i in range(0, len(wave), 100))
+    streamed = {}
+    for out in sep.stream(blocks, RATE):
+        for name, block in out.items():
+            streamed.setdefault(name, []).append(block)
+    total = model.num_chunks(len(wave), sep.overlap_frames)
+    assert sum(sizes) == total and total > 6
+    assert all(size == 3 for size in sizes[:-1]) and 1 <= sizes[-1] <= 3
+    whole = _graph(model, wave, sep.overlap_frames)
+    for name in model.instruments:
+        np.testing.assert_allclose(np.concatenate(streamed[name]), whole[name], atol=1e-5)
+
+
 def test_outputs_in_memory_maps_equal_the_whole_signal(model, monkeypatch):
     from keras_sep import separator
 
