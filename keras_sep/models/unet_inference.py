@@ -130,6 +130,11 @@ class UNetInference:
             activation, batch norm, mask convolution, sigmoid, masking)
             stays float32; the result differs from float32 by bfloat16's
             rounding (about 8 significant bits).
+        fuse_steps: run the element-wise steps between convolutions (bias,
+            activation, batch norm, skip concatenation) as one XLA fusion
+            each (needs ``jit_compile``). ``None``: always in bfloat16; in
+            float32 when ``tune_input_shape`` is given and timing on this
+            machine shows it faster (cached like the forms).
 
     Call arguments:
         magnitude: ``(batch, frames, bins, channels)`` float32 mixture
@@ -140,12 +145,13 @@ class UNetInference:
         model.
 
     Attributes:
+        fuse_steps: whether the element-wise steps are XLA fusions.
         forms: ``{"encoder": [...], "decoder": [...]}``, the form of every
             stage ("head" for the last decoder layer when it joins the XLA
             head).
     """
 
-    def __init__(self, model, jit_compile=True, tune_input_shape=None, forms=None, compute_dtype="float32"):
+    def __init__(self, model, jit_compile=True, tune_input_shape=None, forms=None, compute_dtype="float32", fuse_steps=None):
         if compute_dtype not in ("float32", "bfloat16"):
             raise ValueError(f"compute_dtype must be 'float32' or 'bfloat16', got {compute_dtype!r}")
         self.dtype = dtype = tf.as_dtype(compute_dtype)
@@ -184,13 +190,6 @@ class UNetInference:
             tuple(model.get_layer(f"{self.instruments[0]}_mask").dilation_rate),
             last_kernel.shape[:2] if chosen["decoder"][-1] == "head" else None,
         )
-        # The element-wise steps between convolutions (bias, activation,
-        # batch norm, skip concatenation) as one XLA fusion each: one pass
-        # over the feature map instead of three or four. That saves 12 % of
-        # the bfloat16 network (TensorFlow's bfloat16 element-wise kernels
-        # are slow) but only 1–2 % in float32, less than the 0.4 s the dozen
-        # extra compilations add to the first call.
-        self.fuse_steps = self.jit_compile and dtype == tf.bfloat16
         encoder_act = self.encoder_act
 
         def encoder_post(conv, begin, end, scale, shift):
@@ -202,10 +201,20 @@ class UNetInference:
         def decoder_join(conv, bias, scale, shift, skip, begin, end):
             return tf.concat([_sliced(skip, begin, end), decoder_post(conv, bias, scale, shift)], axis=-1)
 
-        steps = self._fused if self.fuse_steps else (lambda fn: fn)
-        self._encoder_post = steps(encoder_post)
-        self._decoder_post = steps(decoder_post)
-        self._decoder_join = steps(decoder_join)
+        plain = (encoder_post, decoder_post, decoder_join)
+        # The element-wise steps between convolutions (bias, activation,
+        # batch norm, skip concatenation) as one XLA fusion each: one pass
+        # over the feature map instead of three or four. In bfloat16 that
+        # always pays (12 % of the network: TensorFlow's bfloat16
+        # element-wise kernels are slow); in float32 it saved 8-10 % of a
+        # separation on two Zen 4 cores but 1-2 % on an AVX-512 Xeon, less
+        # than the 0.4 s its dozen compilations add to the first call, so
+        # there it is timed with the forms.
+        if fuse_steps is None:
+            fuse_steps = self.jit_compile and (dtype == tf.bfloat16 or self._tune_fusion(model, tune_input_shape, plain))
+        self.fuse_steps = bool(fuse_steps) and self.jit_compile
+        steps = [self._fused(fn) for fn in plain] if self.fuse_steps else plain
+        self._encoder_post, self._decoder_post, self._decoder_join = steps
         # The first convolution of every instrument reads the same input.
         self.first_kernel = tf.concat([self.plans[n][0][0][1] for n in self.instruments], axis=-1)
         self.first_bias = tf.concat([self.plans[n][0][0][2] for n in self.instruments], axis=-1)
@@ -289,6 +298,43 @@ class UNetInference:
             candidates[form] = lambda x, f=form, p=prepared: _transpose(f, x, kernel, p, self.strides)
         signature = self._signature("decoder", shape, kernel)
         return autotune.choose(signature, candidates, lambda: self._random(shape), default, table)
+
+    def _tune_fusion(self, model, tune_input_shape, steps):
+        """Whether the element-wise steps of one U-Net run faster as XLA
+        fusions than as TensorFlow ops, timed (and cached) for the stage
+        shapes of ``tune_input_shape``; False without timing."""
+        if tune_input_shape is None or not autotune.enabled():
+            return False
+        encoder_post, _, decoder_join = steps
+        encoders, decoders, _ = self.plans[self.instruments[0]]
+        stages = len(encoders)
+        enc_shapes = [self._stage_input(tune_input_shape, s + 1, int(e[1].shape[3])) for s, e in enumerate(encoders)]
+        dec_shapes = [self._stage_input(tune_input_shape, stages - 1 - s, int(d[1].shape[2])) for s, d in enumerate(decoders)]
+        joins = [s for s in range(stages - 1) if self.skip_connections]
+
+        def run(post, join, tensors):
+            outputs = [post(t, 0, int(t.shape[-1]), *encoders[s][3]) for s, t in enumerate(tensors[:stages]) if encoders[s][3]]
+            for s, (conv, skip) in zip(joins, zip(tensors[stages::2], tensors[stages + 1 :: 2])):
+                _, _, _, bias, (scale, shift) = decoders[s]
+                outputs.append(join(conv, bias, scale, shift, skip, 0, int(skip.shape[-1])))
+            return outputs
+
+        fused = (self._fused(encoder_post), self._fused(decoder_join))
+        candidates = {
+            "plain": lambda *t: run(encoder_post, decoder_join, t),
+            "fused": lambda *t: run(*fused, t),
+        }
+
+        def inputs():
+            shapes = list(enc_shapes)
+            for s in joins:
+                shapes += [dec_shapes[s], enc_shapes[stages - 2 - s]]
+            return tuple(self._random(shape)[0] for shape in shapes)
+
+        dtype = "" if self.dtype == tf.float32 else f":{self.dtype.name}"
+        signature = (f"unet.steps:{'/'.join('x'.join(map(str, shape)) for shape in enc_shapes)}"
+                     f":{model.encoder_activation}-{model.decoder_activation}:skips={int(bool(joins))}{dtype}")
+        return autotune.choose(signature, candidates, inputs, "plain") == "fused"
 
     # --- the computation -------------------------------------------------
 
