@@ -33,11 +33,11 @@ class _ChunkStream:
 
     spare = 1 << 18  # room in the input buffer beyond one chunk (it grows for larger blocks)
 
-    def __init__(self, separator, overlap):
+    def __init__(self, separator, overlap, batch_size):
         model = separator.model
         self.model = model
-        self.run = separator._run_segments
-        self.batch_size = separator.batch_size
+        self.run = lambda segments, weights: separator._run_segments(segments, weights, batch_size)
+        self.batch_size = batch_size
         self.overlap = overlap
         self.hop = model.chunk_hop(overlap) * model.frame_step
         self.segment = model.segment_length
@@ -158,13 +158,17 @@ class Separator:
             ``overlap_frames`` and are cross-faded, no audible seams) or
             ``"spleeter"`` (Spleeter's own non-overlapping chunks, for
             output identical to Spleeter's).
-        batch_size: chunks per network call, or ``None`` (default): the
-            faster of 1 and 4 chunks on this machine, timed once at the
-            first separation with the inference plan (a few seconds) and
-            cached with the operator forms; 1 when timing is off
-            (``KERAS_SEP_TUNE=0``) or without the plan. On two AMD EPYC
-            (Zen 4) cores 4 chunks per call ran 10 % faster than one; GPUs
-            want larger batches (8–32), given explicitly.
+        batch_size: chunks per network call, or ``None`` (default): for
+            arrays (:meth:`separate`, :meth:`stream`) the faster of 1 and 4
+            chunks on this machine, timed once at the first separation with
+            the inference plan (several seconds) and cached with the
+            operator forms; 1 when timing is off (``KERAS_SEP_TUNE=0``) or
+            without the plan. :meth:`separate_to_file` (and the CLI) then
+            run one chunk per call, so that their peak memory is the same
+            for a 10-second file as for a 10-minute one (four chunks per
+            call hold about 0.7 GB more). On two AMD EPYC (Zen 4) cores 4
+            chunks per call ran 5-10 % faster than one; GPUs want larger
+            batches (8–32), given explicitly.
         progress: show a progress bar; ``None`` shows one for inputs longer
             than a minute.
         fast: use the network's faster inference plan where it has one
@@ -208,6 +212,7 @@ class Separator:
         self.precision = precision
         self.chunking = chunking
         self._batch_size = None if batch_size is None else int(batch_size)
+        self._explicit_batch = batch_size is not None
         self.progress = progress
         self.fast = bool(fast)
         self._pipelines = {}
@@ -302,8 +307,8 @@ class Separator:
             self._pipelines[batch] = lambda s, w: {name: value.numpy() for name, value in compiled(s, w).items()}
         return self._pipelines[batch]
 
-    def _run_segments(self, segments, weights):
-        return self._pipeline(self.batch_size)(segments, weights)
+    def _run_segments(self, segments, weights, batch=None):
+        return self._pipeline(batch or self.batch_size)(segments, weights)
 
     def _inference_network(self, batch):
         net = self.model.spectrogram_model
@@ -354,11 +359,12 @@ class Separator:
 
     # --- streaming ------------------------------------------------------------
 
-    def stream(self, blocks, sample_rate, name="<array>", total=None):
+    def stream(self, blocks, sample_rate, name="<array>", total=None, batch_size=None):
         """Separate an iterable of ``(n, channels)`` blocks at ``sample_rate``.
 
         Yields dicts ``{instrument: (m, 2)}`` of finished output in order; the
         concatenation is the separation of the concatenated input.
+        ``batch_size``: chunks per network call (default :attr:`batch_size`).
         """
         import soxr
 
@@ -366,7 +372,7 @@ class Separator:
         channels = self.model.channels
         to_model = soxr.ResampleStream(rate, self.sample_rate, channels, dtype="float32", quality="HQ") if rate != self.sample_rate else None
         to_input = {n: soxr.ResampleStream(self.sample_rate, rate, channels, dtype="float32", quality="HQ") for n in self.instruments} if to_model else None
-        engine = _ChunkStream(self, self.overlap_frames)
+        engine = _ChunkStream(self, self.overlap_frames, batch_size or self.batch_size)
         bar = self._progress_bar(total, rate, name)
         seen = 0
 
@@ -436,7 +442,11 @@ class Separator:
             for writer in writers.values():
                 writer.__enter__()
                 entered.append(writer)
-            for out in self.stream(reader.blocks(1 << 18), reader.sample_rate, name=path, total=reader.frames):
+            # One chunk per call unless told otherwise: batches would hold
+            # more memory for long files than a short one ever needs.
+            batch = self._batch_size if self._explicit_batch else 1
+            stream = self.stream(reader.blocks(1 << 18), reader.sample_rate, name=path, total=reader.frames, batch_size=batch)
+            for out in stream:
                 for n, block in out.items():
                     writers[n].write(block)
         except BaseException as error:

@@ -57,9 +57,9 @@ def test_streaming_feeds_whole_batches(model, chunking):
     sizes = []
     run = sep._run_segments
 
-    def recording(segments, weights):
+    def recording(segments, weights, batch=None):
         sizes.append(len(segments))
-        return run(segments, weights)
+        return run(segments, weights, batch)
 
     sep._run_segments = recording
     blocks = (wave[i : i + 100] for i in range(0, len(wave), 100))
@@ -222,3 +222,31 @@ def test_mixed_precision_keeps_stft_masks_and_outputs_float32(model):
         assert out[name].dtype == "float32"
         scale = np.abs(reference[name]).max()
         np.testing.assert_allclose(np.asarray(out[name][0]), reference[name], atol=2e-2 * scale)
+
+
+def test_file_to_file_runs_one_chunk_per_call_unless_told(model, tmp_path, monkeypatch):
+    """batch_size=None batches arrays but streams files one chunk per call
+    (flat memory from the shortest file up); an explicit size holds for both."""
+    from keras_sep import audio
+
+    monkeypatch.setattr(Separator, "_tuned_batch_size", lambda self: 4)  # as timing might choose
+
+    wave = _noise(9001, seed=8)
+    path = str(tmp_path / "song.wav")
+    audio.save(path, wave, RATE)
+    for given, expected in ((None, {1}), (3, {3})):
+        sep = Separator(model, batch_size=given)
+        batches = []
+        run = sep._run_segments
+
+        def recording(segments, weights, batch=None, run=run):
+            batches.append(batch)
+            return run(segments, weights, batch)
+
+        sep._run_segments = recording
+        targets = sep.separate_to_file(path, str(tmp_path / f"out{given}"))
+        assert set(batches) == expected
+        assert sep.batch_size == (given or 4)  # what arrays get
+        whole = _graph(model, audio.load(path)[0], sep.overlap_frames)
+        for name, target in targets.items():
+            np.testing.assert_allclose(audio.load(target)[0], whole[name], atol=1e-4)
