@@ -246,9 +246,10 @@ class Separator:
             return 1
         model = self.model
         count = max(BATCH_CANDIDATES)
-        # Every candidate separates the same chunks, in count / b calls.
+        # Every candidate separates the same chunks, in count / b calls; its
+        # plan is made only if the timing runs (not when the choice is cached).
         candidates = {
-            str(b): (lambda s, w, run=self._pipeline(b), b=b: [run(s[i : i + b], w[i : i + b]) for i in range(0, count, b)])
+            str(b): (lambda s, w, b=b: [self._pipeline(b)(s[i : i + b], w[i : i + b]) for i in range(0, count, b)])
             for b in BATCH_CANDIDATES
         }
 
@@ -262,12 +263,12 @@ class Separator:
             f"separator.batch:{type(net).__name__}:{len(model.instruments)}x{model.chunk_frames}x{net.bins}x{net.channels}"
             f":filters={'-'.join(map(str, net.filters))}:frame={model.frame_length}/{model.frame_step}:{self.precision}"
         )
-        note = (f"timing {', '.join(map(str, BATCH_CANDIDATES))} chunks per call on this machine "
-                f"(once, cached in {autotune.table_path()})")
+        sizes = " and ".join(map(str, BATCH_CANDIDATES))
+        note = f"timing {sizes} chunks per network call on this machine (once, cached in {autotune.table_path()})"
         choice = int(autotune.choose(signature, candidates, inputs, "1", rounds=3, compiled=True, note=note))
-        # The other candidates' plans are no longer needed.
-        self._pipelines = {choice: self._pipelines[choice]}
-        self._networks = {choice: self._networks[choice]} if choice in self._networks else {}
+        # The other candidates' plans (if timed) are no longer needed.
+        self._pipelines = {b: p for b, p in self._pipelines.items() if b == choice}
+        self._networks = {b: n for b, n in self._networks.items() if b == choice}
         return choice
 
     def tune(self):

@@ -166,8 +166,9 @@ def test_separator_batch_size_is_the_fastest_and_cached(tuning, monkeypatch):
     plain = Separator(model, fast=False).separate(wave, sample_rate=8000)
     for name in model.instruments:
         np.testing.assert_allclose(tuned[name], plain[name], atol=1e-5 * np.abs(plain[name]).max())
-    # A new separator finds the answer in the cache.
-    assert Separator(model).batch_size == 4 and calls == [True]
+    # A new separator finds the answer in the cache and makes no plan for it.
+    again = Separator(model)
+    assert again.batch_size == 4 and calls == [True] and again._pipelines == {}
     # Within the noise margin the default of one chunk stays.
     close = {"1": 10.0, "4": 9.8}
     monkeypatch.setattr(autotune, "time_candidates", lambda c, i, rounds=5, compiled=False: {n: close.get(n, 1.0) for n in c})
@@ -215,3 +216,20 @@ def test_cli_tune_times_now_and_refreshes(tuning, monkeypatch, tmp_path, capsys)
     monkeypatch.setenv("KERAS_SEP_TUNE", "0")
     assert cli.main(["tune", "-m", path]) == 2
     assert "timing is off" in capsys.readouterr().err
+
+
+def test_timing_many_candidates_does_not_warn_about_retracing():
+    import logging
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = tf.get_logger()
+    logger.addHandler(handler)
+    try:
+        for _ in range(4):  # TensorFlow warns after 5 traces of new functions in a row
+            autotune.time_candidates({str(i): (lambda x, i=i: x + i) for i in range(4)}, (tf.zeros(3),), rounds=1)
+    finally:
+        logger.removeHandler(handler)
+    assert not [r for r in records if "retracing" in r.getMessage()]
+    assert logger.level == logging.getLogger("tensorflow").level

@@ -14,6 +14,7 @@ caller's default form.
 """
 import hashlib
 import json
+import logging
 import os
 import platform
 import sys
@@ -102,8 +103,16 @@ def time_candidates(candidates, inputs, rounds=5, compiled=False):
         functions = dict(candidates)
     else:
         functions = {name: tf.function(fn, autograph=False) for name, fn in candidates.items()}
-    for fn in functions.values():
-        tf.nest.map_structure(np.asarray, fn(*inputs))
+    # Tracing one new function per candidate is the point here: TensorFlow's
+    # warning about functions traced in a loop would only alarm the user.
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        for fn in functions.values():
+            tf.nest.map_structure(np.asarray, fn(*inputs))
+    finally:
+        logger.setLevel(level)
     times = {name: [] for name in functions}
     for _ in range(rounds):
         for name, fn in functions.items():
