@@ -183,11 +183,28 @@ class AtomicWriter:
     def __exit__(self, exc_type, exc, tb):
         self._handle.close()
         if exc_type is None:
+            # mkstemp makes the file private (0600); a finished output gets
+            # the permissions any new file would (0666 less the umask).
+            os.chmod(self._temp, 0o666 & ~_umask())
             os.replace(self._temp, self.path)
         else:
             with contextlib.suppress(OSError):
                 os.remove(self._temp)
         return False
+
+
+def _umask():
+    """The process's umask, read without changing it where Linux tells it."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def save(path, waveform, sample_rate, codec=None):

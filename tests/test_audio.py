@@ -1,4 +1,5 @@
 import os
+import stat
 
 import numpy as np
 import pytest
@@ -46,6 +47,21 @@ def test_resample_keeps_the_tone(tmp_path):
     expected = _tone(1.0, 44100, freq=440.0, channels=1)[: len(loaded)]
     middle = slice(2000, -2000)  # away from the resampler's edge transients
     np.testing.assert_allclose(loaded[middle], expected[middle], atol=2e-3)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_written_files_get_the_umask_permissions(tmp_path):
+    """The temporary file is private; the finished one is readable as any
+    new file (0666 less the umask), not left at mkstemp's 0600."""
+    old = os.umask(0o022)
+    try:
+        audio.save(tmp_path / "a.wav", np.zeros((10, 2), np.float32), 8000)
+        os.umask(0o027)
+        audio.save(tmp_path / "b.flac", np.zeros((10, 2), np.float32), 8000)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "a.wav").st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(tmp_path / "b.flac").st_mode) == 0o640
 
 
 def test_failed_write_leaves_nothing(tmp_path):
