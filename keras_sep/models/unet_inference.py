@@ -210,11 +210,12 @@ class UNetInference:
         # separation on two Zen 4 cores but 1-2 % on an AVX-512 Xeon, less
         # than the 0.4 s its dozen compilations add to the first call, so
         # there it is timed with the forms.
+        # Made once: timing them compiles them for the plan too.
+        fused = tuple(self._fused(fn) for fn in plain)
         if fuse_steps is None:
-            fuse_steps = self.jit_compile and (dtype == tf.bfloat16 or self._tune_fusion(model, tune_input_shape, plain))
+            fuse_steps = self.jit_compile and (dtype == tf.bfloat16 or self._tune_fusion(model, tune_input_shape, plain, fused))
         self.fuse_steps = bool(fuse_steps) and self.jit_compile
-        steps = [self._fused(fn) for fn in plain] if self.fuse_steps else plain
-        self._encoder_post, self._decoder_post, self._decoder_join = steps
+        self._encoder_post, self._decoder_post, self._decoder_join = fused if self.fuse_steps else plain
         # The first convolution of every instrument reads the same input.
         self.first_kernel = tf.concat([self.plans[n][0][0][1] for n in self.instruments], axis=-1)
         self.first_bias = tf.concat([self.plans[n][0][0][2] for n in self.instruments], axis=-1)
@@ -267,9 +268,12 @@ class UNetInference:
     def _random(self, shape):
         return (tf.cast(tf.random.uniform(shape), self.dtype),)
 
+    def _dtype_tag(self):
+        """The cache keys' suffix for the compute dtype (none for float32)."""
+        return "" if self.dtype == tf.float32 else f":{self.dtype.name}"
+
     def _signature(self, kind, shape, kernel):
-        dtype = "" if self.dtype == tf.float32 else f":{self.dtype.name}"
-        return f"unet.{kind}:{'x'.join(map(str, shape))}:k{'x'.join(map(str, kernel.shape))}:s{self.strides}{dtype}"
+        return f"unet.{kind}:{'x'.join(map(str, shape))}:k{'x'.join(map(str, kernel.shape))}:s{self.strides}{self._dtype_tag()}"
 
     def _tune_encoder(self, kernel, shape, table):
         if shape is None:
@@ -299,13 +303,13 @@ class UNetInference:
         signature = self._signature("decoder", shape, kernel)
         return autotune.choose(signature, candidates, lambda: self._random(shape), default, table)
 
-    def _tune_fusion(self, model, tune_input_shape, steps):
+    def _tune_fusion(self, model, tune_input_shape, plain, fused):
         """Whether the element-wise steps of one U-Net run faster as XLA
-        fusions than as TensorFlow ops, timed (and cached) for the stage
-        shapes of ``tune_input_shape``; False without timing."""
+        fusions (``fused``) than as TensorFlow ops (``plain``), timed (and
+        cached) for the stage shapes of ``tune_input_shape``; False without
+        timing."""
         if tune_input_shape is None or not autotune.enabled():
             return False
-        encoder_post, _, decoder_join = steps
         encoders, decoders, _ = self.plans[self.instruments[0]]
         stages = len(encoders)
         enc_shapes = [self._stage_input(tune_input_shape, s + 1, int(e[1].shape[3])) for s, e in enumerate(encoders)]
@@ -319,10 +323,9 @@ class UNetInference:
                 outputs.append(join(conv, bias, scale, shift, skip, 0, int(skip.shape[-1])))
             return outputs
 
-        fused = (self._fused(encoder_post), self._fused(decoder_join))
         candidates = {
-            "plain": lambda *t: run(encoder_post, decoder_join, t),
-            "fused": lambda *t: run(*fused, t),
+            "plain": lambda *t: run(plain[0], plain[2], t),
+            "fused": lambda *t: run(fused[0], fused[2], t),
         }
 
         def inputs():
@@ -331,9 +334,8 @@ class UNetInference:
                 shapes += [dec_shapes[s], enc_shapes[stages - 2 - s]]
             return tuple(self._random(shape)[0] for shape in shapes)
 
-        dtype = "" if self.dtype == tf.float32 else f":{self.dtype.name}"
         signature = (f"unet.steps:{'/'.join('x'.join(map(str, shape)) for shape in enc_shapes)}"
-                     f":{model.encoder_activation}-{model.decoder_activation}:skips={int(bool(joins))}{dtype}")
+                     f":{model.encoder_activation}-{model.decoder_activation}:skips={int(bool(joins))}{self._dtype_tag()}")
         return autotune.choose(signature, candidates, inputs, "plain") == "fused"
 
     # --- the computation -------------------------------------------------
