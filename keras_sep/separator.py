@@ -211,8 +211,8 @@ class Separator:
         self.model = model
         self.precision = precision
         self.chunking = chunking
-        self._batch_size = None if batch_size is None else int(batch_size)
-        self._explicit_batch = batch_size is not None
+        # What was asked for, and (for None, once timed) what is used.
+        self._requested_batch = self._batch_size = None if batch_size is None else int(batch_size)
         self.progress = progress
         self.fast = bool(fast)
         self._pipelines = {}
@@ -308,8 +308,8 @@ class Separator:
             self._pipelines[batch] = lambda s, w: {name: value.numpy() for name, value in compiled(s, w).items()}
         return self._pipelines[batch]
 
-    def _run_segments(self, segments, weights, batch=None):
-        return self._pipeline(batch or self.batch_size)(segments, weights)
+    def _run_segments(self, segments, weights, batch):
+        return self._pipeline(batch)(segments, weights)
 
     def _inference_network(self, batch):
         net = self.model.spectrogram_model
@@ -445,7 +445,7 @@ class Separator:
                 entered.append(writer)
             # One chunk per call unless told otherwise: batches would hold
             # more memory for long files than a short one ever needs.
-            batch = self._batch_size if self._explicit_batch else 1
+            batch = self._requested_batch or 1
             stream = self.stream(reader.blocks(1 << 18), reader.sample_rate, name=path, total=reader.frames, batch_size=batch)
             for out in stream:
                 for n, block in out.items():
