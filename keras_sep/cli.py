@@ -10,14 +10,23 @@ import sys
 DEFAULT_MODEL = "spleeter:2stems"
 
 
-def _separate(args):
-    from keras_sep import audio
+def _make_separator(model, **kwargs):
+    """A Separator, or None after a one-line error: a bad preset name or
+    model file stops the command."""
     from keras_sep.separator import Separator
 
     try:
-        separator = Separator(args.model, chunking=args.chunking, batch_size=args.batch_size, precision=args.precision)
-    except Exception as error:  # a bad preset name or model file stops everything
-        print(f"keras-sep: {args.model}: {' '.join(str(error).split())}", file=sys.stderr)
+        return Separator(model, **kwargs)
+    except Exception as error:
+        print(f"keras-sep: {model}: {' '.join(str(error).split())}", file=sys.stderr)
+        return None
+
+
+def _separate(args):
+    from keras_sep import audio
+
+    separator = _make_separator(args.model, chunking=args.chunking, batch_size=args.batch_size, precision=args.precision)
+    if separator is None:
         return 2
     failed = 0
     for path in args.inputs:
@@ -75,17 +84,14 @@ def _export(args):
 
 def _tune(args):
     from keras_sep.ops import autotune
-    from keras_sep.separator import Separator
 
     if not autotune.enabled():
         print("keras-sep: timing is off (KERAS_SEP_TUNE=0): nothing to tune", file=sys.stderr)
         return 2
     if args.refresh and autotune.clear():
         print(f"removed this machine's timings: {autotune.table_path()}")
-    try:
-        separator = Separator(args.model, precision=args.precision)
-    except Exception as error:
-        print(f"keras-sep: {args.model}: {' '.join(str(error).split())}", file=sys.stderr)
+    separator = _make_separator(args.model, precision=args.precision)
+    if separator is None:
         return 2
     plan = separator.tune()
     print(f"timings: {autotune.table_path()}")
