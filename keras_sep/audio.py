@@ -1,8 +1,10 @@
 """The one place where keras_sep reads, resamples and writes audio.
 
 Audio is always a float32 numpy array ``(samples, channels)``. Decoding goes
-through soundfile (libsndfile: wav, flac, ogg, mp3, ...), resampling through
-soxr. Every failure is an :class:`AudioError` whose message names the file
+through soundfile (libsndfile: wav, flac, ogg, mp3, ...); files libsndfile
+cannot read (AAC/M4A, Opus, WMA, the audio of a video, ...) are decoded with
+FFmpeg's libraries through PyAV, as Spleeter decodes everything with FFmpeg.
+Resampling goes through soxr. Every failure is an :class:`AudioError` whose message names the file
 and the problem on one line. Files are written to a temporary name beside the
 target and renamed into place only once complete, so a failure never leaves
 a half-written output behind.
@@ -31,12 +33,95 @@ def _one_line(error):
 
 
 def info(path):
-    """``(sample_rate, channels, frames)`` of an audio file, or AudioError."""
+    """``(sample_rate, channels, frames)`` of an audio file, or AudioError.
+
+    For files only FFmpeg reads, ``frames`` is the container's stated
+    duration (0 when it states none): decoding may deliver a few more or
+    fewer samples (codec delay and padding), as FFmpeg's own command does.
+    """
+    return _open_meta(os.fspath(path))[:3]
+
+
+def _open_meta(path):
+    """``(sample_rate, channels, frames, backend)``; backend "soundfile" or "av"."""
     try:
-        meta = sf.info(os.fspath(path))
+        meta = sf.info(path)
+        return meta.samplerate, meta.channels, meta.frames, "soundfile"
     except Exception as error:  # libsndfile raises several unrelated types
-        raise AudioError(f"{path}: cannot read audio ({_one_line(error)})") from None
-    return meta.samplerate, meta.channels, meta.frames
+        first = _one_line(error)
+    if not os.path.isfile(path):
+        raise AudioError(f"{path}: cannot read audio ({first})")
+    try:
+        import av
+    except ImportError:
+        raise AudioError(
+            f"{path}: cannot read audio ({first}); formats libsndfile lacks, such as AAC/M4A, "
+            "need PyAV (pip install av)"
+        ) from None
+    try:
+        with av.open(path) as container:
+            if not container.streams.audio:
+                raise AudioError(f"{path}: no audio stream (libsndfile: {first})")
+            stream = container.streams.audio[0]
+            rate, channels = int(stream.rate or 0), int(stream.channels or 0)
+            if stream.duration is not None and stream.time_base is not None:
+                seconds = float(stream.duration * stream.time_base)
+            else:
+                seconds = (container.duration or 0) / 1e6  # microseconds
+    except AudioError:
+        raise
+    except Exception as error:
+        # PyAV's errors carry FFmpeg's own message without its errno and path.
+        second = _one_line(getattr(error, "strerror", None) or error)
+        raise AudioError(f"{path}: cannot read audio (libsndfile: {first}; FFmpeg: {second})") from None
+    if rate <= 0 or channels <= 0:
+        raise AudioError(f"{path}: audio stream without a sample rate or channels")
+    return rate, channels, max(0, int(round(seconds * rate))), "av"
+
+
+def _frame_samples(frame):
+    """A decoded PyAV audio frame as float32 ``(samples, channels)``."""
+    data = frame.to_ndarray()
+    if frame.format.is_planar:
+        data = data.T
+    else:  # packed: (1, samples · channels)
+        data = data.reshape(-1, len(frame.layout.channels))
+    if data.dtype == np.uint8:
+        return (data.astype(np.float32) - 128.0) / 128.0
+    if data.dtype.kind == "i":
+        return data.astype(np.float32) / float(-np.iinfo(data.dtype).min)
+    return data.astype(np.float32, copy=False)
+
+
+def _av_blocks(path, start, limit, block_size):
+    """Decode the first audio stream with PyAV from sample ``start`` for at
+    most ``limit`` samples (None: to the end), in blocks of ``block_size``.
+    Samples before ``start`` are decoded and dropped, so the position is
+    exact whatever the container's seeking precision."""
+    import av
+
+    position, parts, held = 0, [], 0
+    with av.open(path) as container:
+        stream = container.streams.audio[0]
+        for frame in container.decode(stream):
+            samples = _frame_samples(frame)
+            end = position + len(samples)
+            if end > start:
+                samples = samples[max(0, start - position) :]
+                if limit is not None:
+                    samples = samples[: max(0, limit)]
+                    limit -= len(samples)
+                parts.append(samples)
+                held += len(samples)
+                while held >= block_size:
+                    joined = np.concatenate(parts) if len(parts) > 1 else parts[0]
+                    yield joined[:block_size]
+                    parts, held = [joined[block_size:]], held - block_size
+            position = end
+            if limit is not None and limit <= 0:
+                break
+    if held:
+        yield np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
 def check_waveform(waveform, name="<array>"):
@@ -108,19 +193,25 @@ class AudioReader:
 
     def __init__(self, path, offset=0.0, duration=None):
         self.path = os.fspath(path)
-        self.sample_rate, self.channels, total = info(self.path)
+        self.sample_rate, self.channels, total, self._backend = _open_meta(self.path)
         if offset < 0 or (duration is not None and duration < 0):
             raise AudioError(
                 f"{self.path}: offset and duration must be >= 0, got {offset}, {duration}"
             )
         self.start = int(round(offset * self.sample_rate))
-        stop = total if duration is None else self.start + int(round(duration * self.sample_rate))
+        self._limit = None if duration is None else int(round(duration * self.sample_rate))
+        stop = total if duration is None else self.start + self._limit
+        # Exact for libsndfile's formats; the stated duration for FFmpeg's.
         self.frames = max(0, min(total, stop) - self.start)
 
     def blocks(self, block_size):
         """Yield float32 ``(n, channels)`` blocks; AudioError on decoding failure."""
-        remaining = self.frames
         try:
+            if self._backend == "av":
+                for block in _av_blocks(self.path, self.start, self._limit, block_size):
+                    yield check_waveform(block, self.path)
+                return
+            remaining = self.frames
             with sf.SoundFile(self.path) as handle:
                 if self.start:
                     handle.seek(self.start)

@@ -351,8 +351,12 @@ class Separator:
         filled = 0
         for out in self.stream(blocks, rate, name=name, total=length):
             count = len(next(iter(out.values())))
-            if filled + count > len(outputs[self.instruments[0]]):  # resampling may round up
-                outputs = {n: np.concatenate([o[:filled], np.empty((count, o.shape[1]), o.dtype)]) for n, o in outputs.items()}
+            capacity = len(outputs[self.instruments[0]])
+            if filled + count > capacity:
+                # Resampling may round up, and a file only FFmpeg reads can
+                # decode to more than its stated length (or state none):
+                # grow geometrically, not by every block.
+                outputs = {n: _grown(o, filled, max(filled + count, 2 * capacity)) for n, o in outputs.items()}
             for n, block in out.items():
                 outputs[n][filled : filled + count] = block
             filled += count
@@ -475,6 +479,13 @@ def _output_array(frames, channels):
     else:
         memory = mmap.mmap(-1, size)
     return np.frombuffer(memory, np.float32).reshape(frames, channels)
+
+
+def _grown(array, filled, frames):
+    """A new output of ``frames`` rows holding ``array[:filled]``."""
+    grown = _output_array(frames, array.shape[1])
+    grown[:filled] = array[:filled]
+    return grown
 
 
 def _has_plan(net):

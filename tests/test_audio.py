@@ -118,3 +118,75 @@ def test_check_waveform_rejects_nan_and_bad_shapes():
     ints = audio.check_waveform(np.array([[16384, -32767]], np.int16))
     np.testing.assert_allclose(ints, [[16384 / 32767, -1.0]])
     assert audio.check_waveform(np.zeros(5)).shape == (5, 1)
+
+
+# --- formats only FFmpeg reads (PyAV) ------------------------------------------
+
+av = pytest.importorskip("av")
+from pyav_files import encode as _encode, reference_decode as _reference_decode  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    "codec, sample_format, expected",
+    [
+        ("pcm_s16le", "s16", lambda w: np.round(w * 32767) / 32768),
+        ("pcm_u8", "u8", lambda w: (np.round(w * 127 + 128) - 128) / 128),
+        ("pcm_f32le", "flt", lambda w: w),
+    ],
+)
+@pytest.mark.parametrize("channels", [1, 2])
+def test_matroska_pcm_decodes_exactly(tmp_path, codec, sample_format, expected, channels):
+    """libsndfile cannot open Matroska audio: PyAV decodes it, and integer
+    samples come back scaled as libsndfile scales them (by 2^(bits-1))."""
+    path = tmp_path / "tone.mka"
+    wave = _tone(0.3, 16000, channels=channels) * 1.6  # peaks at 0.8
+    _encode(path, wave, 16000, codec, sample_format, container="matroska")
+    rate, got_channels, frames = audio.info(path)
+    assert (rate, got_channels) == (16000, channels)
+    loaded, loaded_rate = audio.load(path)
+    assert loaded_rate == 16000 and loaded.dtype == np.float32 and loaded.shape == wave.shape
+    np.testing.assert_allclose(loaded, expected(wave.astype(np.float64)), atol=1e-7)
+    assert abs(frames - len(wave)) <= 1
+
+
+def test_aac_m4a_decodes_like_ffmpeg_with_exact_offsets(tmp_path):
+    path = tmp_path / "song.m4a"
+    rate = 44100
+    wave = _tone(1.0, rate, freq=1000.0)
+    _encode(path, wave, rate, "aac", "fltp")
+    reference = _reference_decode(path)
+    reader = audio.AudioReader(path)
+    assert (reader.sample_rate, reader.channels) == (rate, 2)
+    blocks = list(reader.blocks(10000))
+    assert all(len(b) == 10000 for b in blocks[:-1]) and 0 < len(blocks[-1]) <= 10000
+    decoded = np.concatenate(blocks)
+    np.testing.assert_array_equal(decoded, reference)
+    # The stated duration is the encoded one; decoding adds the codec's
+    # priming and padding, as FFmpeg's command does.
+    assert abs(reader.frames - len(wave)) <= 2048 and len(decoded) - len(wave) < 4096
+    spectrum = np.abs(np.fft.rfft(decoded[:, 0]))
+    assert abs(np.argmax(spectrum) * rate / (2 * (len(spectrum) - 1)) - 1000.0) < 2.0
+    part, _ = audio.load(path, offset=0.25, duration=0.5)
+    np.testing.assert_array_equal(part, reference[11025:33075])
+
+
+def test_without_pyav_the_error_says_what_to_install(tmp_path, monkeypatch):
+    import sys
+
+    path = tmp_path / "tone.mka"
+    _encode(path, _tone(0.1, 8000), 8000, "pcm_s16le", "s16", container="matroska")
+    monkeypatch.setitem(sys.modules, "av", None)  # import av raises ImportError
+    with pytest.raises(audio.AudioError) as error:
+        audio.load(path)
+    text = str(error.value)
+    assert text.startswith(f"{path}: cannot read audio") and "pip install av" in text and "\n" not in text
+
+
+def test_not_audio_names_both_decoders(tmp_path):
+    path = tmp_path / "notes.m4a"
+    path.write_text("not audio at all\n" * 50)
+    with pytest.raises(audio.AudioError) as error:
+        audio.load(path)
+    text = str(error.value)
+    assert text.startswith(f"{path}: cannot read audio") and "libsndfile" in text and "FFmpeg" in text
+    assert "\n" not in text and "Errno" not in text

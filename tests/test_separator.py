@@ -92,7 +92,8 @@ def test_outputs_grow_when_more_samples_come_than_expected(model, monkeypatch):
     from keras_sep import separator
 
     real = separator._output_array
-    monkeypatch.setattr(separator, "_output_array", lambda frames, channels: real(frames // 3, channels))
+    # Only the first allocation (the expected length) falls short.
+    monkeypatch.setattr(separator, "_output_array", lambda frames, channels: real(frames // 3 if frames == 5000 else frames, channels))
     wave = _noise(5000, seed=12)
     streamed = Separator(model).separate(wave, sample_rate=RATE)
     whole = _graph(model, wave, model.overlap_frames)
@@ -195,6 +196,29 @@ def test_separate_to_file_streams_and_names_outputs(model, tmp_path):
         np.testing.assert_allclose(data, expected[name], atol=1e-6)
     with pytest.raises(FileExistsError):
         sep.separate_to_file(tmp_path / "song.wav", tmp_path / "out")
+
+
+def test_m4a_separates_all_it_decodes(model, tmp_path):
+    """An AAC file (PyAV) decodes to more samples than its stated duration
+    (codec priming and padding): the outputs grow to hold all of them, in
+    memory and file to file, and equal the separation of the decoded array."""
+    pytest.importorskip("av")
+    from pyav_files import encode
+
+    path = tmp_path / "song.m4a"
+    encode(path, _noise(6000, seed=21) * 0.5, RATE, "aac", "fltp")
+    decoded, rate = audio.load(path)
+    assert rate == RATE and len(decoded) > audio.AudioReader(path).frames
+    sep = Separator(model)
+    expected = sep.separate(decoded, sample_rate=RATE)
+    from_file = sep.separate(path)
+    targets = sep.separate_to_file(path, tmp_path / "out")
+    for name in model.instruments:
+        assert from_file[name].shape == decoded.shape
+        np.testing.assert_allclose(from_file[name], expected[name], atol=1e-6)
+        written, written_rate = sf.read(targets[name], dtype="float32")
+        assert written_rate == RATE
+        np.testing.assert_allclose(written, expected[name], atol=1e-6)
 
 
 def test_bad_file_leaves_no_output(model, tmp_path):
