@@ -17,7 +17,23 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-CODECS = {"wav": ("WAV", "FLOAT"), "flac": ("FLAC", "PCM_24")}
+# Output codecs: (library, container, encoding, sample rates it can hold or
+# None for any). WAV is 32-bit float and FLAC 24-bit (lossless); MP3 and
+# Ogg Vorbis come from libsndfile, AAC (.m4a) from FFmpeg through PyAV.
+# (Spleeter also writes WMA; FFmpeg's WMA decoder drops the first 2048
+# samples of what its encoder wrote, so stems would not line up.)
+_AAC_RATES = (7350, 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
+_MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+CODECS = {
+    "wav": ("soundfile", "WAV", "FLOAT", None),
+    "flac": ("soundfile", "FLAC", "PCM_24", None),
+    "mp3": ("soundfile", "MP3", "MPEG_LAYER_III", _MP3_RATES),
+    "ogg": ("soundfile", "OGG", "VORBIS", None),
+    "m4a": ("av", "mp4", "aac", _AAC_RATES),
+}
+# AAC's bit rate per channel (libsndfile's MP3 and Vorbis defaults give
+# about 80 and 70 per channel).
+_AAC_BITS_PER_CHANNEL = 96000
 
 
 class AudioError(ValueError):
@@ -237,8 +253,9 @@ class AtomicWriter:
         path: final file name; its extension or ``codec`` picks the format.
         sample_rate: rate of the samples written.
         channels: channel count.
-        codec: ``"wav"`` (32-bit float) or ``"flac"`` (24-bit). Default: from
-            the extension.
+        codec: one of :data:`CODECS`: ``"wav"`` (32-bit float), ``"flac"``
+            (24-bit), ``"mp3"``, ``"ogg"`` (Vorbis) or ``"m4a"`` (AAC, 96 kb/s
+            per channel). Default: from the extension.
     """
 
     def __init__(self, path, sample_rate, channels, codec=None):
@@ -246,9 +263,15 @@ class AtomicWriter:
         codec = codec or os.path.splitext(self.path)[1].lstrip(".").lower()
         if codec not in CODECS:
             raise AudioError(f"{self.path}: unsupported codec {codec!r}; use one of {sorted(CODECS)}")
-        self.format, self.subtype = CODECS[codec]
+        self.codec = codec
+        self.library, self.format, self.subtype, rates = CODECS[codec]
         self.sample_rate = int(sample_rate)
         self.channels = int(channels)
+        if rates is not None and self.sample_rate not in rates:
+            raise AudioError(
+                f"{self.path}: {codec} cannot hold {self.sample_rate} Hz audio "
+                f"(it takes {', '.join(map(str, rates))} Hz); use wav or flac"
+            )
         self._handle = None
         self._temp = None
 
@@ -259,21 +282,40 @@ class AtomicWriter:
             prefix=".partial-", suffix=os.path.basename(self.path), dir=folder
         )
         os.close(fd)
-        self._handle = sf.SoundFile(
-            self._temp, "w", samplerate=self.sample_rate, channels=self.channels,
-            format=self.format, subtype=self.subtype,
-        )
+        try:
+            if self.library == "av":
+                self._handle = _AvEncoder(self._temp, self.format, self.subtype, self.sample_rate, self.channels)
+            else:
+                self._handle = sf.SoundFile(
+                    self._temp, "w", samplerate=self.sample_rate, channels=self.channels,
+                    format=self.format, subtype=self.subtype,
+                )
+        except Exception as error:
+            with contextlib.suppress(OSError):
+                os.remove(self._temp)
+            raise AudioError(f"{self.path}: cannot write {self.codec} ({_one_line(error)})") from None
         return self
 
     def write(self, block):
         block = np.asarray(block, dtype=np.float32)
-        if self.subtype.startswith("PCM"):
+        if self.subtype != "FLOAT":  # integer and lossy encodings hold [-1, 1]
             block = np.clip(block, -1.0, 1.0)
-        self._handle.write(block)
+        try:
+            self._handle.write(block)
+        except Exception as error:
+            raise AudioError(f"{self.path}: cannot write {self.codec} ({_one_line(error)})") from None
 
     def __exit__(self, exc_type, exc, tb):
-        self._handle.close()
-        if exc_type is None:
+        failure = None
+        try:
+            if isinstance(self._handle, _AvEncoder):
+                self._handle.close(flush=exc_type is None)
+            else:
+                self._handle.close()
+        except Exception as error:
+            if exc_type is None:  # finishing the file failed: nothing is renamed
+                failure = AudioError(f"{self.path}: cannot write {self.codec} ({_one_line(error)})")
+        if exc_type is None and failure is None:
             # mkstemp makes the file private (0600); a finished output gets
             # the permissions any new file would (0666 less the umask).
             os.chmod(self._temp, 0o666 & ~_umask())
@@ -281,7 +323,41 @@ class AtomicWriter:
         else:
             with contextlib.suppress(OSError):
                 os.remove(self._temp)
+        if failure is not None:
+            raise failure from None
         return False
+
+
+class _AvEncoder:
+    """Encode float32 ``(samples, channels)`` blocks into a file with PyAV."""
+
+    def __init__(self, path, container, codec, sample_rate, channels):
+        import av
+
+        self._av = av
+        self._file = av.open(path, "w", format=container)
+        self.layout = {1: "mono", 2: "stereo"}.get(channels, f"{channels}c")
+        self._stream = self._file.add_stream(codec, rate=sample_rate, layout=self.layout)
+        self._stream.bit_rate = _AAC_BITS_PER_CHANNEL * channels
+        self.rate = sample_rate
+        self.written = 0
+
+    def write(self, block):
+        if not len(block):
+            return
+        frame = self._av.AudioFrame.from_ndarray(np.ascontiguousarray(block.T), format="fltp", layout=self.layout)
+        frame.rate, frame.pts = self.rate, self.written
+        self.written += len(block)
+        for packet in self._stream.encode(frame):
+            self._file.mux(packet)
+
+    def close(self, flush=True):
+        try:
+            if flush:
+                for packet in self._stream.encode(None):
+                    self._file.mux(packet)
+        finally:
+            self._file.close()
 
 
 def _umask():

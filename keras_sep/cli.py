@@ -8,6 +8,8 @@ import os
 import sys
 
 DEFAULT_MODEL = "spleeter:2stems"
+# keras_sep.audio.CODECS, named here so that --help need not import audio code.
+CODECS = ("wav", "flac", "mp3", "ogg", "m4a")
 
 
 def _make_separator(model, **kwargs):
@@ -143,10 +145,13 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True)
 
     sep = commands.add_parser("separate", help="separate audio files into stems")
-    sep.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files (wav, flac, mp3, ogg, ...)")
+    sep.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files (wav, flac, mp3, ogg, m4a, opus, ...)")
     sep.add_argument("-o", "--output", default="separated", help="output folder (default: %(default)s)")
     sep.add_argument("-m", "--model", default=DEFAULT_MODEL, help="preset name or .keras file (default: %(default)s)")
-    sep.add_argument("--codec", choices=("wav", "flac"), default="wav", help="output format (default: %(default)s)")
+    sep.add_argument(
+        "--codec", choices=CODECS, default="wav",
+        help="output format: wav (32-bit float), flac (24-bit), or lossy mp3, ogg (Vorbis), m4a (AAC) (default: %(default)s)",
+    )
     sep.add_argument("--offset", type=float, default=0.0, help="start, in seconds")
     sep.add_argument("--duration", type=float, default=None, help="seconds to separate (default: all)")
     sep.add_argument(
