@@ -13,32 +13,51 @@ import tensorflow as tf
 
 
 class _ServingModule(tf.Module):
-    def __init__(self, model, overlap_frames):
+    def __init__(self, model, overlap_frames, network=None):
         super().__init__()
-        self.model = model
-        self.overlap_frames = int(overlap_frames)
+        overlap = int(overlap_frames)
         self.sample_rate = tf.constant(model.sample_rate, name="sample_rate")
+        if network is None:
+            self.model = model  # tracked: the function reads its variables
+        # Otherwise the plan's weights are constants of the function, and the
+        # model stays untracked so that its variables are not saved as well.
+        @tf.function
+        def serve(waveform):
+            stems = model.separate_waveform(waveform[None], overlap, network=network)
+            return {name: value[0] for name, value in stems.items()}
 
-    @tf.function
-    def serve(self, waveform):
-        stems = self.model(waveform[None], training=False, overlap_frames=self.overlap_frames)
-        return {name: value[0] for name, value in stems.items()}
+        self.serve = serve
 
 
-def export_saved_model(separator, path):
+def serving_network(model):
+    """The network an export runs: the U-Nets' inference plan in plain
+    TensorFlow ops (no XLA, which TF Serving's standard build lacks) with
+    the operator forms fixed rather than timed, since the serving machine is
+    not this one; ``None`` (the Keras layers) for other networks."""
+    net = model.spectrogram_model
+    if not (hasattr(net, "inference_function") and net.compute_dtype == "float32"):
+        return None
+    return net.inference_function(jit_compile=False)
+
+
+def export_saved_model(separator, path, fast=True):
     """Write ``separator`` (a :class:`keras_sep.Separator` or a
     :class:`~keras_sep.models.WaveformSeparator`) as a SavedModel at ``path``.
 
     The chunking of a ``Separator`` (overlapping or Spleeter's) is kept.
     A ``keras_sep.json`` with the sample rate, instruments and chunking is
     written into the SavedModel's ``assets.extra`` folder for clients.
+    ``fast``: serve the U-Nets through their inference plan
+    (:func:`serving_network`: batch norms folded, cheaper transposed
+    convolutions; the same function to float32 rounding, about 12 % faster
+    than the Keras layers on two Zen 4 cores) rather than the Keras layers.
 
     Returns:
         ``path``.
     """
     model = getattr(separator, "model", separator)
     overlap = getattr(separator, "overlap_frames", model.overlap_frames)
-    module = _ServingModule(model, overlap)
+    module = _ServingModule(model, overlap, serving_network(model) if fast else None)
     signature = module.serve.get_concrete_function(
         tf.TensorSpec((None, model.channels), tf.float32, name="waveform")
     )

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
+import tensorflow as tf
 
 from keras_sep import audio, cli
 from keras_sep.separator import Separator
@@ -42,12 +43,17 @@ np.savez(sys.argv[3], **out)
 """
 
 
-@pytest.mark.parametrize("chunking", ["overlap", "spleeter"])
-def test_saved_model_reproduces_the_separator(model, tmp_path, chunking):
+@pytest.mark.parametrize("chunking, fast", [("overlap", True), ("spleeter", True), ("overlap", False)])
+def test_saved_model_reproduces_the_separator(model, tmp_path, chunking, fast):
+    """Served through the inference plan (fast) or the Keras layers: the
+    same output as the separator, in a fresh process."""
     from keras_sep import export
 
     sep = Separator(model, chunking=chunking)
-    path = export.export_saved_model(sep, str(tmp_path / "serving" / "tiny" / "1"))
+    path = export.export_saved_model(sep, str(tmp_path / "serving" / "tiny" / "1"), fast=fast)
+    # The plan's weights are constants of the graph: no variables besides.
+    saved = [n for n, _ in tf.train.list_variables(os.path.join(path, "variables", "variables")) if not n.startswith("_")]
+    assert len(saved) == (0 if fast else len(model.weights))
     shown = subprocess.run(
         [os.path.join(os.path.dirname(sys.executable), "saved_model_cli"), "show", "--dir", path,
          "--tag_set", "serve", "--signature_def", "serving_default"],

@@ -218,6 +218,13 @@ class WaveformSeparator(keras.Model):
         """Separate whole waveforms; ``overlap_frames`` overrides the model's
         (0 gives Spleeter's chunks). Chunks run one at a time, so memory
         grows with the length only through the waveforms themselves."""
+        return self.separate_waveform(waveform, overlap_frames, training=training)
+
+    def separate_waveform(self, waveform, overlap_frames=None, network=None, training=False):
+        """What :meth:`call` computes, with ``network`` (a function of the
+        spectrogram model's inputs and outputs, e.g. its
+        ``inference_function(jit_compile=False)``) in place of the
+        spectrogram model when given."""
         overlap = self.overlap_frames if overlap_frames is None else int(overlap_frames)
         waveform = tf.cast(waveform, tf.float32)
         shape = tf.shape(waveform)
@@ -233,7 +240,7 @@ class WaveformSeparator(keras.Model):
         weights = tf.reshape(tf.tile(weights, tf.stack([batch, 1])), [-1, 1, self.chunk_frames])
         spec = tf.TensorSpec((1, self.segment_length, None), tf.float32)
         stems = tf.map_fn(
-            lambda args: self.separate_segments(args[0], args[1], training=training),
+            lambda args: self.separate_segments(args[0], args[1], training=training, network=network),
             (segments, weights),
             fn_output_signature={name: spec for name in self.instruments},
             parallel_iterations=1,
