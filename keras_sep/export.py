@@ -31,7 +31,7 @@ class _ServingModule(tf.Module):
 
 def serving_network(model):
     """The network an export runs: the U-Nets' inference plan in plain
-    TensorFlow ops (no XLA, which TF Serving's standard build lacks) with
+    TensorFlow ops (no XLA, which not every TF Serving build has) with
     the operator forms fixed rather than timed, since the serving machine is
     not this one; ``None`` (the Keras layers) for other networks."""
     net = model.spectrogram_model
