@@ -7,6 +7,7 @@ length of the audio. Files are streamed from disk to disk.
 """
 import mmap
 import os
+import warnings
 
 import numpy as np
 
@@ -206,6 +207,16 @@ class Separator:
             net = model.spectrogram_model
             raise ValueError(f"precision={precision!r} needs a float32 network with an inference plan "
                              f"(a UNetSeparator), got {type(net).__name__} computing in {net.compute_dtype}")
+        if precision == "bfloat16":
+            from keras_sep.ops import autotune
+
+            if autotune.has_bfloat16_units() is False:
+                warnings.warn(
+                    "precision='bfloat16': this processor has no bfloat16 instructions (AVX512_BF16, AMX, "
+                    "Arm BF16) and no GPU is visible, so bfloat16 runs slower than float32 here",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
         if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
             raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
         self.model = model

@@ -274,3 +274,27 @@ def test_file_to_file_runs_one_chunk_per_call_unless_told(model, tmp_path, monke
         whole = _graph(model, audio.load(path)[0], sep.overlap_frames)
         for name, target in targets.items():
             np.testing.assert_allclose(audio.load(target)[0], whole[name], atol=1e-4)
+
+
+@pytest.mark.parametrize("flags, warns", [({"sse2", "avx2", "fma"}, True), ({"avx2", "avx512_bf16"}, False), ({"amx_bf16"}, False)])
+def test_bfloat16_warns_where_the_processor_has_no_bfloat16_units(model, monkeypatch, flags, warns):
+    import warnings
+
+    from keras_sep.ops import autotune
+
+    monkeypatch.setattr(autotune, "cpu_flags", lambda: flags)
+    monkeypatch.setattr(autotune.tf.config, "list_logical_devices", lambda kind=None: [])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Separator(model, precision="bfloat16")
+    slow = [w for w in caught if issubclass(w.category, RuntimeWarning) and "slower than float32" in str(w.message)]
+    assert len(slow) == (1 if warns else 0)
+
+
+def test_cpu_flags_are_read_where_linux_tells_them():
+    from keras_sep.ops import autotune
+
+    flags = autotune.cpu_flags()
+    if os.path.exists("/proc/cpuinfo"):
+        assert flags and ({"fpu", "sse2"} <= flags or "fp" in flags)
+    assert autotune.has_bfloat16_units() in (True, False, None)

@@ -60,6 +60,31 @@ def machine_key():
     }
 
 
+def cpu_flags():
+    """The processor's feature flags from ``/proc/cpuinfo`` (Linux), or
+    ``None`` where they cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith(("flags", "Features")):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return None
+
+
+def has_bfloat16_units():
+    """Whether bfloat16 convolutions can run faster than float32 here: a GPU,
+    or a processor with bfloat16 instructions (AVX512_BF16, AMX-BF16, Arm's
+    BF16). ``None`` when the processor's flags cannot be read."""
+    if tf.config.list_logical_devices("GPU"):
+        return True
+    flags = cpu_flags()
+    if flags is None:
+        return None
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
 def table_path():
     key = json.dumps(machine_key(), sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
