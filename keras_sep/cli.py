@@ -12,6 +12,12 @@ DEFAULT_MODEL = "spleeter:2stems"
 CODECS = ("wav", "flac", "mp3", "ogg", "m4a")
 
 
+def _fail(error, subject=None):
+    """Print ``error`` as the one line the CLI promises (to stderr)."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    print(f"keras-sep: {subject + ': ' if subject else ''}{text}", file=sys.stderr)
+
+
 def _make_separator(model, **kwargs):
     """A Separator, or None after a one-line error: a bad preset name or
     model file stops the command."""
@@ -20,7 +26,7 @@ def _make_separator(model, **kwargs):
     try:
         return Separator(model, **kwargs)
     except Exception as error:
-        print(f"keras-sep: {model}: {' '.join(str(error).split())}", file=sys.stderr)
+        _fail(error, model)
         return None
 
 
@@ -51,7 +57,7 @@ def _separate(args):
                 targets = dict(targets, plot=png)
         except (audio.AudioError, FileExistsError, OSError, ValueError) as error:
             failed += 1
-            print(f"keras-sep: {' '.join(str(error).split())}", file=sys.stderr)
+            _fail(error)
             continue
         print(f"{path}:")
         for name, target in targets.items():
@@ -65,7 +71,7 @@ def _train(args):
     try:
         config = recipes.resolve(args.config, args.set or ())
     except (OSError, ValueError) as error:
-        print(f"keras-sep: {' '.join(str(error).split())}", file=sys.stderr)
+        _fail(error)
         return 2
     separator, history = recipes.train(config, args.output)
     print(f"trained separator: {os.path.join(args.output, 'separator.keras')}")
@@ -128,7 +134,7 @@ def _evaluate(args):
     try:
         results = evaluation.evaluate(separator, tracks, oracles=() if args.no_oracle else ("irm", "ibm"))
     except (FileNotFoundError, ValueError) as error:
-        print(f"keras-sep: {' '.join(str(error).split())}", file=sys.stderr)
+        _fail(error)
         return 1
     print(evaluation.format_table(results))
     if args.json:
