@@ -39,15 +39,7 @@ def enabled():
 def machine_key():
     """What the timings depend on: processor, usable cores, TensorFlow
     version and build, accelerators."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = _cpuinfo("model name") or platform.processor() or platform.machine()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
     return {
@@ -60,17 +52,24 @@ def machine_key():
     }
 
 
-def cpu_flags():
-    """The processor's feature flags from ``/proc/cpuinfo`` (Linux), or
-    ``None`` where they cannot be read."""
+def _cpuinfo(*fields):
+    """The value of the first ``/proc/cpuinfo`` line naming one of
+    ``fields`` (Linux), or ``None``."""
     try:
         with open("/proc/cpuinfo") as info:
             for line in info:
-                if line.startswith(("flags", "Features")):
-                    return set(line.split(":", 1)[1].split())
+                if line.startswith(fields):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
     return None
+
+
+def cpu_flags():
+    """The processor's feature flags from ``/proc/cpuinfo`` (x86 "flags",
+    Arm "Features"), or ``None`` where they cannot be read."""
+    flags = _cpuinfo("flags", "Features")
+    return None if flags is None else set(flags.split())
 
 
 def has_bfloat16_units():
