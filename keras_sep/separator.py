@@ -500,7 +500,9 @@ def _grown(array, filled, frames):
 
 
 def _has_plan(net):
-    return hasattr(net, "inference_function") and net.compute_dtype == "float32"
+    from keras_sep.models.unet_inference import has_inference_plan
+
+    return has_inference_plan(net)
 
 
 def _fit_channels(block, channels):

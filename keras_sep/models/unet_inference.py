@@ -402,6 +402,12 @@ class UNetInference:
                 x = self._decoder_post(conv, bias, scale, shift)
 
 
+def has_inference_plan(net):
+    """Whether ``net`` offers :meth:`UNetSeparator.inference_function`
+    (float32 networks only)."""
+    return hasattr(net, "inference_function") and net.compute_dtype == "float32"
+
+
 def _sliced(tensor, begin, end):
     """Channels ``begin:end`` of ``tensor`` (the tensor itself when whole);
     ``begin`` and ``end`` are Python ints, static under XLA."""
