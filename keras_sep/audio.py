@@ -44,7 +44,8 @@ def _describe(source):
     return os.fspath(source) if isinstance(source, (str, os.PathLike)) else "<array>"
 
 
-def _one_line(error):
+def one_line(error):
+    """An exception's message on one line (its type's name when empty)."""
     return " ".join(str(error).split()) or type(error).__name__
 
 
@@ -64,7 +65,7 @@ def _open_meta(path):
         meta = sf.info(path)
         return meta.samplerate, meta.channels, meta.frames, "soundfile"
     except Exception as error:  # libsndfile raises several unrelated types
-        first = _one_line(error)
+        first = one_line(error)
     if not os.path.isfile(path):
         raise AudioError(f"{path}: cannot read audio ({first})")
     try:
@@ -88,7 +89,7 @@ def _open_meta(path):
         raise
     except Exception as error:
         # PyAV's errors carry FFmpeg's own message without its errno and path.
-        second = _one_line(getattr(error, "strerror", None) or error)
+        second = one_line(getattr(error, "strerror", None) or error)
         raise AudioError(f"{path}: cannot read audio (libsndfile: {first}; FFmpeg: {second})") from None
     if rate <= 0 or channels <= 0:
         raise AudioError(f"{path}: audio stream without a sample rate or channels")
@@ -240,7 +241,7 @@ class AudioReader:
         except AudioError:
             raise
         except Exception as error:
-            raise AudioError(f"{self.path}: cannot decode audio ({_one_line(error)})") from None
+            raise AudioError(f"{self.path}: cannot decode audio ({one_line(error)})") from None
 
 
 class AtomicWriter:
@@ -293,7 +294,7 @@ class AtomicWriter:
         except Exception as error:
             with contextlib.suppress(OSError):
                 os.remove(self._temp)
-            raise AudioError(f"{self.path}: cannot write {self.codec} ({_one_line(error)})") from None
+            raise AudioError(f"{self.path}: cannot write {self.codec} ({one_line(error)})") from None
         return self
 
     def write(self, block):
@@ -303,7 +304,7 @@ class AtomicWriter:
         try:
             self._handle.write(block)
         except Exception as error:
-            raise AudioError(f"{self.path}: cannot write {self.codec} ({_one_line(error)})") from None
+            raise AudioError(f"{self.path}: cannot write {self.codec} ({one_line(error)})") from None
 
     def __exit__(self, exc_type, exc, tb):
         failure = None
@@ -314,7 +315,7 @@ class AtomicWriter:
                 self._handle.close()
         except Exception as error:
             if exc_type is None:  # finishing the file failed: nothing is renamed
-                failure = AudioError(f"{self.path}: cannot write {self.codec} ({_one_line(error)})")
+                failure = AudioError(f"{self.path}: cannot write {self.codec} ({one_line(error)})")
         if exc_type is None and failure is None:
             # mkstemp makes the file private (0600); a finished output gets
             # the permissions any new file would (0666 less the umask).

@@ -14,8 +14,9 @@ CODECS = ("wav", "flac", "mp3", "ogg", "m4a")
 
 def _fail(error, subject=None):
     """Print ``error`` as the one line the CLI promises (to stderr)."""
-    text = " ".join(str(error).split()) or type(error).__name__
-    print(f"keras-sep: {subject + ': ' if subject else ''}{text}", file=sys.stderr)
+    from keras_sep.audio import one_line
+
+    print(f"keras-sep: {subject + ': ' if subject else ''}{one_line(error)}", file=sys.stderr)
 
 
 def _make_separator(model, **kwargs):

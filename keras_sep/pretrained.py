@@ -30,6 +30,7 @@ import tempfile
 import urllib.request
 import zipfile
 
+from keras_sep import audio
 from keras_sep._cache import cache_dir  # noqa: F401  (re-exported)
 
 _PRESETS_FILE = os.path.join(os.path.dirname(__file__), "resources", "presets.json")
@@ -142,7 +143,7 @@ def fetch_files(name, local_dir=None, verbose=True):
         try:
             payload = fetch()
         except Exception as error:  # each source fails in its own way; keep the reason
-            failures.append(f"{label}: {' '.join(str(error).split()) or type(error).__name__}")
+            failures.append(f"{label}: {audio.one_line(error)}")
             continue
         bad = [n for n, digest in expected.items() if n not in payload or sha256(payload[n]) != digest]
         if bad:
