@@ -24,6 +24,11 @@ excluded:
 Spleeter is timed by ../shared/tools/spleeter_peer/time_spleeter.py
 (--mode graph). Where the peer saved its stems, the SNR of keras_sep's
 Spleeter-chunking and overlap outputs against them is printed too.
+
+keras_sep runs with TensorFlow's BFC CPU allocator (it sets
+TF_CPU_ALLOCATOR_USE_BFC unless the variable is set already); Spleeter runs
+with TensorFlow's default allocator, as it ships, or with BFC as well with
+--peer-bfc.
 """
 import argparse
 import json
@@ -189,6 +194,17 @@ def time_command(command, reps, env=None):
     return {"median_s": round(float(np.median(times)), 3), "peak_rss_mb": round(peak_kb / 1024, 1)}
 
 
+def peer_env(args):
+    """The Spleeter peer's environment: its model, no GPU, and the CPU
+    allocator asked for (TensorFlow's default unless --peer-bfc), whatever
+    importing keras_sep has put into this process's environment."""
+    env = dict(os.environ, MODEL_PATH=os.path.join(args.peer, "pretrained_models"), CUDA_VISIBLE_DEVICES="")
+    env.pop("TF_CPU_ALLOCATOR_USE_BFC", None)
+    if args.peer_bfc:
+        env["TF_CPU_ALLOCATOR_USE_BFC"] = "true"
+    return env
+
+
 def run_json(command, env=None):
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -209,7 +225,7 @@ def time_clis(args, seconds, wav, scratch, have_peer):
     rows = []
     peer = None
     if have_peer:
-        env = dict(os.environ, MODEL_PATH=os.path.join(args.peer, "pretrained_models"), CUDA_VISIBLE_DEVICES="")
+        env = peer_env(args)
         command = [os.path.join(args.peer, "venv", "bin", "spleeter"), "separate", "-p", "spleeter:2stems",
                    "-o", os.path.join(scratch, "cli_peer"), wav]
         peer = time_command(command, reps, env)
@@ -237,6 +253,8 @@ def main():
     parser.add_argument("--modes", nargs="+", default=["network-keras", "network", "separate", "separate-spleeter", "file"])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[0],
                         help="chunks per network call to compare (0: the Separator's default)")
+    parser.add_argument("--peer-bfc", action="store_true",
+                        help="run Spleeter with TensorFlow's BFC CPU allocator too (default: as it ships)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--batch-size", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--mode", help=argparse.SUPPRESS)
@@ -264,10 +282,10 @@ def main():
             source = os.path.join(scratch, f"in_{seconds}.npy")
             np.save(source, tiled(seconds))
             save = os.path.join(scratch, f"peer_{seconds}")
-            env = dict(os.environ, MODEL_PATH=os.path.join(args.peer, "pretrained_models"), CUDA_VISIBLE_DEVICES="")
+            env = peer_env(args)
             peer = run_json([peer_python, PEER_SCRIPT, source, "--mode", "graph", "--reps", str(reps), "--save", save], env)
             os.remove(source)
-            rows.append(("spleeter 2.4.2", "graph", seconds, peer))
+            rows.append(("spleeter 2.4.2", "graph, BFC allocator" if args.peer_bfc else "graph", seconds, peer))
         wav = None
         if "file" in args.modes or "cli" in args.modes:
             from keras_sep import audio

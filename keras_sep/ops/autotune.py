@@ -38,7 +38,7 @@ def enabled():
 
 def machine_key():
     """What the timings depend on: processor, usable cores, TensorFlow
-    version and build, accelerators."""
+    version and build, its CPU allocator, accelerators."""
     cpu = _cpuinfo("model name") or platform.processor() or platform.machine()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
@@ -47,6 +47,7 @@ def machine_key():
         "cores": cores,
         "tensorflow": tf.__version__,
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
+        "cpu_allocator_bfc": os.environ.get("TF_CPU_ALLOCATOR_USE_BFC", "default"),
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
         "gpus": gpus,
     }
