@@ -154,14 +154,19 @@ class WaveformSeparator(keras.Model):
             training: passed to the spectrogram model.
             network: a function to use instead of the spectrogram model
                 (e.g. its ``inference_function()``), same inputs and outputs.
-            jit_compile: compile the masking and inverse STFT with XLA
-                (faster on CPU and GPU; leave off for runtimes without XLA).
+            jit_compile: compile the STFT, and the masking with the inverse
+                STFT, with XLA (faster on CPU and GPU; leave off for
+                runtimes without XLA).
 
         Returns:
             dict ``{instrument: (chunks, segment_length, channels)}`` to be
             overlap-added at a hop of ``chunk_hop() * frame_step`` samples.
         """
-        spectrum, magnitude = self._analyze(segments)
+        # Under XLA the framing, window, FFT, cropping and magnitude run as
+        # one program: 17 instead of 26 ms a chunk on two Zen 3 vCPUs (on
+        # Zen 4 cores the same as without).
+        analyze = tf.function(self._analyze, jit_compile=True, autograph=False) if jit_compile else self._analyze
+        spectrum, magnitude = analyze(segments)
         if network is None:
             estimates = self.spectrogram_model(magnitude, training=training)
         else:
