@@ -174,11 +174,12 @@ class Separator:
             than a minute.
         fast: use the network's faster inference plan where it has one
             (:meth:`UNetSeparator.inference_function`, float32 models) and
-            XLA for masking and the inverse STFT. The plan copies the weights
-            at the first separation: make a new ``Separator`` after changing
-            them. On a new machine the first separation also times each
-            layer's operator forms once (a few seconds, then cached;
-            ``KERAS_SEP_TUNE=0`` skips it). ``False`` runs the Keras layers as they are.
+            XLA for the STFT, and for masking with the inverse STFT. The
+            plan copies the weights at the first separation: make a new
+            ``Separator`` after changing them. On a new machine the first
+            separation also times each layer's operator forms once (a few
+            seconds, then cached; ``KERAS_SEP_TUNE=0`` skips it).
+            ``False`` runs the Keras layers as they are.
         precision: ``"float32"`` (default) or ``"bfloat16"``: the U-Nets'
             convolutions in bfloat16 (needs ``fast``), 2–3× faster on
             processors with bfloat16 matrix units (Intel AMX, AVX512_BF16)
