@@ -34,6 +34,16 @@ CODECS = {
 # AAC's bit rate per channel (libsndfile's MP3 and Vorbis defaults give
 # about 80 and 70 per channel).
 _AAC_BITS_PER_CHANNEL = 96000
+# Bit rates a caller may ask for (bits/s, all channels together), by codec.
+# MP3 is constant bit rate, within the range of the MPEG version that the
+# sample rate implies (1: 32-48 kHz, 2: 16-24 kHz, 2.5: below), and LAME
+# rounds to the nearest rate that version has. Vorbis is variable: a bit
+# rate picks the quality whose nominal rate it is (libvorbis' table for
+# 44.1 kHz stereo, q0-q10, per channel here); the actual rate follows the
+# music. AAC takes the bit rate as its target.
+_MP3_KBPS = ((32000, 32, 320), (16000, 8, 160), (0, 8, 64))
+_VORBIS_NOMINAL_PER_CHANNEL = (32000, 40000, 48000, 56000, 64000, 80000, 96000, 112000, 128000, 160000, 250000)
+_AAC_PER_CHANNEL_RANGE = (16000, 320000)
 
 
 class AudioError(ValueError):
@@ -47,6 +57,51 @@ def _describe(source):
 def one_line(error):
     """An exception's message on one line (its type's name when empty)."""
     return " ".join(str(error).split()) or type(error).__name__
+
+
+def parse_bitrate(value):
+    """A bit rate in bits/s from ``128000``, ``"128000"``, ``"128k"`` or
+    ``"128K"``; ValueError for anything else."""
+    text = str(value).strip()
+    scale = 1000 if text[-1:] in ("k", "K") else 1
+    number = text[:-1] if scale == 1000 else text
+    try:
+        bits = float(number) * scale
+    except ValueError:
+        bits = None
+    if bits is None or not np.isfinite(bits) or bits <= 0 or bits != int(bits):
+        raise ValueError(f"bad bit rate {value!r}: give bits per second, e.g. 128k or 128000")
+    return int(bits)
+
+
+def _bitrate_options(path, codec, bitrate, sample_rate, channels):
+    """Encoder settings for ``bitrate`` (bits/s, all channels): keyword
+    arguments for ``soundfile.SoundFile`` or the AAC bit rate; AudioError
+    when the codec has no bit rate or cannot take this one."""
+    if codec == "mp3":
+        floor = next(entry for entry in _MP3_KBPS if sample_rate >= entry[0])
+        low, high = floor[1] * 1000, floor[2] * 1000
+    elif codec == "ogg":
+        low, high = (channels * r for r in (_VORBIS_NOMINAL_PER_CHANNEL[0], _VORBIS_NOMINAL_PER_CHANNEL[-1]))
+    elif codec == "m4a":
+        low, high = (channels * r for r in _AAC_PER_CHANNEL_RANGE)
+    else:
+        raise AudioError(f"{path}: {codec} is lossless and takes no bit rate (bit rates are for mp3, ogg and m4a)")
+    if not low <= bitrate <= high:
+        raise AudioError(
+            f"{path}: {codec} at {sample_rate} Hz, {channels} channel(s) takes {low // 1000}k to "
+            f"{high // 1000}k bits/s, not {bitrate / 1000:g}k"
+        )
+    if codec == "mp3":
+        # libsndfile's CBR rate is top - level * (top - bottom) kb/s, truncated:
+        # aim half a kb/s above the rate so that truncation lands on it.
+        top, bottom = high / 1000, low / 1000
+        level = (top - bitrate / 1000 - 0.5) / (top - bottom)
+        return {"bitrate_mode": "CONSTANT", "compression_level": float(np.clip(level, 0.0, 1.0))}
+    if codec == "ogg":
+        quality = np.interp(bitrate / channels, _VORBIS_NOMINAL_PER_CHANNEL, np.linspace(0.0, 1.0, 11))
+        return {"compression_level": float(1.0 - quality)}
+    return {"bit_rate": int(bitrate)}
 
 
 def info(path):
@@ -257,9 +312,13 @@ class AtomicWriter:
         codec: one of :data:`CODECS`: ``"wav"`` (32-bit float), ``"flac"``
             (24-bit), ``"mp3"``, ``"ogg"`` (Vorbis) or ``"m4a"`` (AAC, 96 kb/s
             per channel). Default: from the extension.
+        bitrate: for the lossy codecs, bits per second over all channels
+            (``192000`` or ``"192k"``): MP3 constant at that rate (LAME's
+            nearest), Vorbis at the quality whose nominal rate it is
+            (variable), AAC as its target. Default: each encoder's own.
     """
 
-    def __init__(self, path, sample_rate, channels, codec=None):
+    def __init__(self, path, sample_rate, channels, codec=None, bitrate=None):
         self.path = os.fspath(path)
         codec = codec or os.path.splitext(self.path)[1].lstrip(".").lower()
         if codec not in CODECS:
@@ -273,6 +332,13 @@ class AtomicWriter:
                 f"{self.path}: {codec} cannot hold {self.sample_rate} Hz audio "
                 f"(it takes {', '.join(map(str, rates))} Hz); use wav or flac"
             )
+        self._options = {}
+        if bitrate is not None:
+            try:
+                bits = parse_bitrate(bitrate)
+            except ValueError as error:
+                raise AudioError(f"{self.path}: {error}") from None
+            self._options = _bitrate_options(self.path, codec, bits, self.sample_rate, self.channels)
         self._handle = None
         self._temp = None
 
@@ -285,11 +351,13 @@ class AtomicWriter:
         os.close(fd)
         try:
             if self.library == "av":
-                self._handle = _AvEncoder(self._temp, self.format, self.subtype, self.sample_rate, self.channels)
+                self._handle = _AvEncoder(
+                    self._temp, self.format, self.subtype, self.sample_rate, self.channels, **self._options
+                )
             else:
                 self._handle = sf.SoundFile(
                     self._temp, "w", samplerate=self.sample_rate, channels=self.channels,
-                    format=self.format, subtype=self.subtype,
+                    format=self.format, subtype=self.subtype, **self._options,
                 )
         except Exception as error:
             with contextlib.suppress(OSError):
@@ -332,14 +400,14 @@ class AtomicWriter:
 class _AvEncoder:
     """Encode float32 ``(samples, channels)`` blocks into a file with PyAV."""
 
-    def __init__(self, path, container, codec, sample_rate, channels):
+    def __init__(self, path, container, codec, sample_rate, channels, bit_rate=None):
         import av
 
         self._av = av
         self._file = av.open(path, "w", format=container)
         self.layout = {1: "mono", 2: "stereo"}.get(channels, f"{channels}c")
         self._stream = self._file.add_stream(codec, rate=sample_rate, layout=self.layout)
-        self._stream.bit_rate = _AAC_BITS_PER_CHANNEL * channels
+        self._stream.bit_rate = bit_rate or _AAC_BITS_PER_CHANNEL * channels
         self.rate = sample_rate
         self.written = 0
 
@@ -375,10 +443,10 @@ def _umask():
     return mask
 
 
-def save(path, waveform, sample_rate, codec=None):
+def save(path, waveform, sample_rate, codec=None, bitrate=None):
     """Write ``(samples, channels)`` atomically (see :class:`AtomicWriter`)."""
     waveform = np.asarray(waveform, dtype=np.float32)
     if waveform.ndim == 1:
         waveform = waveform[:, None]
-    with AtomicWriter(path, sample_rate, waveform.shape[1], codec) as writer:
+    with AtomicWriter(path, sample_rate, waveform.shape[1], codec, bitrate=bitrate) as writer:
         writer.write(waveform)

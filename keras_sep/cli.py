@@ -34,6 +34,17 @@ def _make_separator(model, **kwargs):
 def _separate(args):
     from keras_sep import audio
 
+    if args.bitrate is not None:
+        # Checked once here; the range a codec takes at a file's sample rate
+        # is checked per file.
+        try:
+            audio.parse_bitrate(args.bitrate)
+        except ValueError as error:
+            _fail(error)
+            return 2
+        if args.codec in ("wav", "flac"):
+            _fail(f"--bitrate is for the lossy codecs (mp3, ogg, m4a); {args.codec} is lossless")
+            return 2
     separator = _make_separator(args.model, chunking=args.chunking, batch_size=args.batch_size, precision=args.precision)
     if separator is None:
         return 2
@@ -48,6 +59,7 @@ def _separate(args):
                 offset=args.offset,
                 duration=args.duration,
                 overwrite=args.overwrite,
+                bitrate=args.bitrate,
             )
             if args.plot:
                 from keras_sep import plotting
@@ -158,6 +170,11 @@ def build_parser():
     sep.add_argument(
         "--codec", choices=CODECS, default="wav",
         help="output format: wav (32-bit float), flac (24-bit), or lossy mp3, ogg (Vorbis), m4a (AAC) (default: %(default)s)",
+    )
+    sep.add_argument(
+        "-b", "--bitrate", default=None,
+        help="bit rate of lossy outputs, all channels, e.g. 192k: MP3 constant, Vorbis the quality of that "
+        "nominal rate, AAC its target (default: the encoder's own)",
     )
     sep.add_argument("--offset", type=float, default=0.0, help="start, in seconds")
     sep.add_argument("--duration", type=float, default=None, help="seconds to separate (default: all)")

@@ -432,11 +432,14 @@ class Separator:
         offset=0.0,
         duration=None,
         overwrite=False,
+        bitrate=None,
     ):
         """Stream ``path`` through the separator into one file per instrument.
 
         Nothing is kept in memory beyond the current chunks; each output is
         written under a temporary name and renamed only when complete.
+        ``codec`` and ``bitrate`` (lossy codecs only, bits/s such as
+        ``"192k"``) are those of :class:`keras_sep.audio.AtomicWriter`.
 
         Returns:
             ``{instrument: output path}``.
@@ -453,7 +456,10 @@ class Separator:
         if existing and not overwrite:
             raise FileExistsError(f"{existing[0]}: exists (use overwrite=True / --overwrite)")
         reader = audio.AudioReader(path, offset=offset, duration=duration)
-        writers = {n: audio.AtomicWriter(t, reader.sample_rate, self.model.channels, codec) for n, t in targets.items()}
+        writers = {
+            n: audio.AtomicWriter(t, reader.sample_rate, self.model.channels, codec, bitrate=bitrate)
+            for n, t in targets.items()
+        }
         entered = []
         try:
             for writer in writers.values():

@@ -134,6 +134,37 @@ def test_cli_writes_lossy_stems_in_time(model, model_file, tmp_path, codec):
         assert 10 * np.log10(np.sum(reference**2) / np.sum(error**2)) > 8
 
 
+def test_cli_bitrate_sets_the_lossy_rate_and_bad_ones_stop_before_any_output(model_file, tmp_path, capsys):
+    seconds = 3.0
+    wave = np.random.default_rng(4).uniform(-0.3, 0.3, (int(seconds * RATE), 2)).astype(np.float32)
+    sf.write(tmp_path / "a.wav", wave, RATE, subtype="FLOAT")
+    sizes = {}
+    for bitrate in ("24k", "64k"):  # MPEG-2.5 rates: RATE is 8 kHz
+        out = tmp_path / bitrate
+        assert cli.main(["separate", str(tmp_path / "a.wav"), "-o", str(out), "-m", model_file,
+                         "--codec", "mp3", "-b", bitrate]) == 0
+        sizes[bitrate] = [os.path.getsize(out / "a" / f"{name}.mp3") * 8 / seconds for name in ("vocals", "accompaniment")]
+    # Constant bit rate: the rate times the duration, plus LAME's info and
+    # padding frames (72 ms each at 8 kHz) and the ID3 trailer: 8 % here,
+    # so the files' sizes keep the rates' ratio.
+    for bitrate, measured in sizes.items():
+        target = int(bitrate[:-1]) * 1000
+        assert all(target <= m <= 1.1 * target for m in measured), (bitrate, measured)
+    ratio = np.array(sizes["64k"]) / np.array(sizes["24k"])
+    np.testing.assert_allclose(ratio, 64 / 24, rtol=0.02)
+    capsys.readouterr()
+    for args, message in (
+        (["-b", "fast", "--codec", "mp3"], "bad bit rate 'fast'"),
+        (["-b", "128k"], "--bitrate is for the lossy codecs (mp3, ogg, m4a); wav is lossless"),
+        (["-b", "96k", "--codec", "mp3"], "mp3 at 8000 Hz, 2 channel(s) takes 8k to 64k bits/s, not 96k"),
+    ):
+        out = tmp_path / "bad"
+        code = cli.main(["separate", str(tmp_path / "a.wav"), "-o", str(out), "-m", model_file, *args])
+        err = capsys.readouterr().err.strip()
+        assert code != 0 and message in err and "\n" not in err, (args, err)
+        assert not out.exists() or not any(out.rglob("*.*")), args
+
+
 def test_cli_separate_in_bfloat16(model, model_file, tmp_path):
     wave = np.random.default_rng(2).uniform(-0.5, 0.5, (5000, 2)).astype(np.float32)
     sf.write(tmp_path / "a.wav", wave, RATE, subtype="FLOAT")
