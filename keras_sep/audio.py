@@ -41,6 +41,7 @@ _AAC_BITS_PER_CHANNEL = 96000
 # rate picks the quality whose nominal rate it is (libvorbis' table for
 # 44.1 kHz stereo, q0-q10, per channel here); the actual rate follows the
 # music. AAC takes the bit rate as its target.
+LOSSY_CODECS = ("mp3", "ogg", "m4a")
 _MP3_KBPS = ((32000, 32, 320), (16000, 8, 160), (0, 8, 64))
 _VORBIS_NOMINAL_PER_CHANNEL = (32000, 40000, 48000, 56000, 64000, 80000, 96000, 112000, 128000, 160000, 250000)
 _AAC_PER_CHANNEL_RANGE = (16000, 320000)
@@ -86,7 +87,8 @@ def _bitrate_options(path, codec, bitrate, sample_rate, channels):
     elif codec == "m4a":
         low, high = (channels * r for r in _AAC_PER_CHANNEL_RANGE)
     else:
-        raise AudioError(f"{path}: {codec} is lossless and takes no bit rate (bit rates are for mp3, ogg and m4a)")
+        lossy = ", ".join(LOSSY_CODECS[:-1]) + " and " + LOSSY_CODECS[-1]
+        raise AudioError(f"{path}: {codec} is lossless and takes no bit rate (bit rates are for {lossy})")
     if not low <= bitrate <= high:
         raise AudioError(
             f"{path}: {codec} at {sample_rate} Hz, {channels} channel(s) takes {low // 1000}k to "

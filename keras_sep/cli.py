@@ -42,8 +42,8 @@ def _separate(args):
         except ValueError as error:
             _fail(error)
             return 2
-        if args.codec in ("wav", "flac"):
-            _fail(f"--bitrate is for the lossy codecs (mp3, ogg, m4a); {args.codec} is lossless")
+        if args.codec not in audio.LOSSY_CODECS:
+            _fail(f"--bitrate is for the lossy codecs ({', '.join(audio.LOSSY_CODECS)}); {args.codec} is lossless")
             return 2
     separator = _make_separator(args.model, chunking=args.chunking, batch_size=args.batch_size, precision=args.precision)
     if separator is None:

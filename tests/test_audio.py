@@ -253,7 +253,7 @@ def test_bit_rates_parse_from_numbers_and_kilobits():
 def test_mp3_is_written_at_the_constant_bit_rate_asked(tmp_path, kbps):
     """Constant bit rate: the file is the rate times the duration, plus the
     LAME info frame, the encoder's padding frame and the ID3 trailer (1.9 %
-    of 4 s at every rate); a better rate decodes closer to the original."""
+    of 4 s at every rate), and the decoded length is the original's."""
     rate, seconds = 44100, 4.0
     wave = _band_noise(seconds, rate)
     path = tmp_path / "stem.mp3"
