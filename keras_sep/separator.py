@@ -277,10 +277,13 @@ class Separator:
         )
         sizes = " and ".join(map(str, BATCH_CANDIDATES))
         note = f"timing {sizes} chunks per network call on this machine (once, cached in {autotune.table_path()})"
+        kept = set(self._pipelines)  # made before the timing (a file's one chunk per call)
         choice = int(autotune.choose(signature, candidates, inputs, "1", rounds=3, compiled=True, note=note))
-        # The other candidates' plans (if timed) are no longer needed.
-        self._pipelines = {b: p for b, p in self._pipelines.items() if b == choice}
-        self._networks = {b: n for b, n in self._networks.items() if b == choice}
+        # The plans only the timing made for the other candidates are no
+        # longer needed; those made before it stay in use.
+        kept.add(choice)
+        self._pipelines = {b: p for b, p in self._pipelines.items() if b in kept}
+        self._networks = {b: n for b, n in self._networks.items() if b in kept}
         return choice
 
     def tune(self):

@@ -233,3 +233,33 @@ def test_timing_many_candidates_does_not_warn_about_retracing():
         logger.removeHandler(handler)
     assert not [r for r in records if "retracing" in r.getMessage()]
     assert logger.level == logging.getLogger("tensorflow").level
+
+
+def test_batch_timing_keeps_the_file_pipeline(tuning, monkeypatch, tmp_path):
+    """A file separation's one-chunk plan, made before the batch size is
+    timed, is still the one in use after timing chose four (no retrace)."""
+    import soundfile as sf
+
+    model = small_separator_model()
+    real = autotune.time_candidates
+
+    def favour_four(candidates, inputs, rounds=5, compiled=False):
+        if set(candidates) == {"1", "4"}:
+            return {"1": 10.0, "4": 8.0}
+        return real(candidates, inputs, rounds=rounds, compiled=compiled)
+
+    monkeypatch.setattr(autotune, "time_candidates", favour_four)
+    wave = np.random.default_rng(2).uniform(-0.5, 0.5, (3000, 2)).astype("float32")
+    sf.write(tmp_path / "song.wav", wave, 8000, subtype="FLOAT")
+    sep = Separator(model)
+    first = sep.separate_to_file(tmp_path / "song.wav", tmp_path / "a")
+    file_pipeline = sep._pipelines[1]
+    stems = sep.separate(wave, sample_rate=8000)
+    assert sep.batch_size == 4 and set(sep._pipelines) == {1, 4}
+    assert sep._pipelines[1] is file_pipeline
+    again = sep.separate_to_file(tmp_path / "song.wav", tmp_path / "b")
+    assert sep._pipelines[1] is file_pipeline
+    for name in model.instruments:
+        a, b = sf.read(first[name], dtype="float32")[0], sf.read(again[name], dtype="float32")[0]
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, stems[name], atol=1e-4 * np.abs(stems[name]).max())
