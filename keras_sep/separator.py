@@ -402,7 +402,15 @@ class Separator:
             return {n: to_input[n].resample_chunk(v, last=last) for n, v in out.items()}
 
         for block in blocks:
-            block = _fit_channels(audio.check_waveform(block, name), channels)
+            block = audio.check_waveform(block, name)
+            if seen == 0 and block.shape[1] > channels:
+                warnings.warn(
+                    f"{name}: {block.shape[1]} channels; separating the first {channels} (as Spleeter and "
+                    "Open-Unmix do): downmix it first to keep what only the others carry (a 5.1 centre)",
+                    UserWarning,
+                    stacklevel=2,
+                )
+            block = _fit_channels(block, channels)
             seen += len(block)
             if to_model is not None:
                 block = to_model.resample_chunk(block)
