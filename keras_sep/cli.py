@@ -45,7 +45,9 @@ def _separate(args):
         if args.codec not in audio.LOSSY_CODECS:
             _fail(f"--bitrate is for the lossy codecs ({', '.join(audio.LOSSY_CODECS)}); {args.codec} is lossless")
             return 2
-    separator = _make_separator(args.model, chunking=args.chunking, batch_size=args.batch_size, precision=args.precision)
+    separator = _make_separator(
+        args.model, chunking=args.chunking, batch_size=args.batch_size, precision=args.precision, mwf=args.mwf
+    )
     if separator is None:
         return 2
     failed = 0
@@ -190,6 +192,11 @@ def build_parser():
         choices=("overlap", "spleeter"),
         default="overlap",
         help="cross-faded overlapping chunks, or Spleeter's own chunks (default: %(default)s)",
+    )
+    sep.add_argument(
+        "--mwf", action="store_true",
+        help="multichannel Wiener filtering instead of ratio masks (Spleeter's --mwf): reads and separates "
+        "each input twice",
     )
     sep.add_argument("--batch-size", type=int, default=None,
                      help="chunks per network call (default: the faster of 1 and 4 here, timed once; larger helps on GPU)")

@@ -55,6 +55,11 @@ def export_saved_model(separator, path, fast=True):
     Returns:
         ``path``.
     """
+    if getattr(separator, "mwf", False):
+        raise ValueError(
+            "a separator with mwf=True cannot be exported: multichannel Wiener filtering needs two passes "
+            "over the song, the serving signature makes one"
+        )
     model = getattr(separator, "model", separator)
     overlap = getattr(separator, "overlap_frames", model.overlap_frames)
     module = _ServingModule(model, overlap, serving_network(model) if fast else None)

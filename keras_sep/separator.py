@@ -34,10 +34,12 @@ class _ChunkStream:
 
     spare = 1 << 18  # room in the input buffer beyond one chunk (it grows for larger blocks)
 
-    def __init__(self, separator, overlap, batch_size):
+    def __init__(self, separator, overlap, batch_size, run=None):
         model = separator.model
         self.model = model
-        self.run = lambda segments, weights: separator._run_segments(segments, weights, batch_size)
+        if run is None:
+            run = lambda segments, weights: separator._run_segments(segments, weights, batch_size)  # noqa: E731
+        self.run = run  # (segments, weights) -> {instrument: (chunks, segment, channels)}
         self.batch_size = batch_size
         self.overlap = overlap
         self.hop = model.chunk_hop(overlap) * model.frame_step
@@ -106,18 +108,7 @@ class _ChunkStream:
         self.end += len(block)
 
     def _process(self, chunks, final, pieces):
-        total = self.model.num_chunks(self.received, self.overlap) if final else None
-        first = self.next_chunk * self.hop  # padded position of buffer[begin]
-        if self.segments is None or len(self.segments) != len(chunks):
-            self.segments = np.zeros((len(chunks), self.segment, self.channels), np.float32)
-        segments = self.segments  # reused: the network is done with it when run() returns
-        for row, c in enumerate(chunks):
-            begin = self.begin + c * self.hop - first
-            piece = self.buffer[begin : min(begin + self.segment, self.end)]
-            segments[row, : len(piece)] = piece
-            segments[row, len(piece) :] = 0
-        # Before the end is known, no chunk is the last one.
-        weights = self._weights(chunks, total or 1 << 30)
+        segments, weights, first = self._gather(chunks, final)
         stems = self.run(segments, weights)
         for row, c in enumerate(chunks):
             start = c * self.hop
@@ -129,6 +120,25 @@ class _ChunkStream:
                 finished[name] = out[: self.hop]
                 self.tail[name] = out[self.hop :]
             self._emit(finished, start, pieces)
+        self._advance(chunks, first)
+
+    def _gather(self, chunks, final):
+        """The chunks' input segments and cross-fade weights, and the padded
+        position of ``buffer[begin]``."""
+        total = self.model.num_chunks(self.received, self.overlap) if final else None
+        first = self.next_chunk * self.hop  # padded position of buffer[begin]
+        if self.segments is None or len(self.segments) != len(chunks):
+            self.segments = np.zeros((len(chunks), self.segment, self.channels), np.float32)
+        segments = self.segments  # reused: the network is done with it when run() returns
+        for row, c in enumerate(chunks):
+            begin = self.begin + c * self.hop - first
+            piece = self.buffer[begin : min(begin + self.segment, self.end)]
+            segments[row, : len(piece)] = piece
+            segments[row, len(piece) :] = 0
+        # Before the end is known, no chunk is the last one.
+        return segments, self._weights(chunks, total or 1 << 30), first
+
+    def _advance(self, chunks, first):
         self.next_chunk = chunks[-1] + 1
         # Input before the next chunk's start is no longer needed.
         self.begin = min(self.begin + self.next_chunk * self.hop - first, self.end)
@@ -147,6 +157,39 @@ class _ChunkStream:
         for name, values in finished.items():
             pieces[name].append(values[first : first + count])
         self.emitted += count
+
+
+class _StatisticsStream(_ChunkStream):
+    """The first pass of multichannel Wiener filtering: the same chunks as
+    :class:`_ChunkStream`, but ``run`` returns their ``(covariance, power,
+    peak)`` (:meth:`WaveformSeparator.wiener_statistics`), which are summed;
+    no output."""
+
+    def __init__(self, separator, overlap, batch_size, run):
+        super().__init__(separator, overlap, batch_size, run)
+        self.covariance = self.power = None
+        self.peak = 0.0
+
+    def _process(self, chunks, final, pieces):
+        segments, weights, first = self._gather(chunks, final)
+        covariance, power, peak = self.run(segments, weights)
+        if self.covariance is None:
+            self.covariance, self.power = covariance.astype(np.complex128), power.astype(np.float64)
+        else:
+            self.covariance += covariance
+            self.power += power
+        self.peak = max(self.peak, float(peak))
+        self._advance(chunks, first)
+
+
+class _Reiterable:
+    """Blocks that can be read more than once: each iteration calls ``make``."""
+
+    def __init__(self, make):
+        self.make = make
+
+    def __iter__(self):
+        return iter(self.make())
 
 
 class Separator:
@@ -180,6 +223,12 @@ class Separator:
             separation also times each layer's operator forms once (a few
             seconds, then cached; ``KERAS_SEP_TUNE=0`` skips it).
             ``False`` runs the Keras layers as they are.
+        mwf: multichannel Wiener filtering (Spleeter's ``--mwf``, norbert's
+            ``wiener`` with one EM iteration) instead of ratio masks below
+            the cutoff: each instrument's spatial covariance is estimated
+            over the whole song, then every chunk is filtered with it. It
+            reads the input twice and runs the network twice (memory stays
+            flat); :meth:`stream` then needs re-iterable blocks.
         precision: ``"float32"`` (default) or ``"bfloat16"``: the U-Nets'
             convolutions in bfloat16 (needs ``fast``), 2–3× faster on
             processors with bfloat16 matrix units (Intel AMX, AVX512_BF16)
@@ -195,7 +244,7 @@ class Separator:
     (479832, 2)
     """
 
-    def __init__(self, model, chunking="overlap", batch_size=None, progress=None, fast=True, precision="float32"):
+    def __init__(self, model, chunking="overlap", batch_size=None, progress=None, fast=True, precision="float32", mwf=False):
         if isinstance(model, (str, os.PathLike)):
             model = _load_model(os.fspath(model))
         if chunking not in CHUNKING_MODES:
@@ -227,7 +276,9 @@ class Separator:
         self._requested_batch = self._batch_size = None if batch_size is None else int(batch_size)
         self.progress = progress
         self.fast = bool(fast)
+        self.mwf = bool(mwf)
         self._pipelines = {}
+        self._wiener_pipelines = {}
         self._networks = {}
 
     @property
@@ -323,6 +374,40 @@ class Separator:
             self._pipelines[batch] = lambda s, w: {name: value.numpy() for name, value in compiled(s, w).items()}
         return self._pipelines[batch]
 
+    def _wiener_pipeline(self, batch):
+        """The two compiled passes of multichannel Wiener filtering for calls
+        of ``batch`` chunks: ``(segments, weights) -> [covariance, power,
+        peak]`` and ``(segments, weights, R, scale) -> {instrument: array}``."""
+        if batch not in self._wiener_pipelines:
+            import tensorflow as tf
+
+            self._pipeline(batch)  # makes (or finds) the network plan
+            network = self._networks.get(batch)
+            model = self.model
+            net = model.spectrogram_model
+            inputs = [
+                tf.TensorSpec((None, model.segment_length, model.channels), tf.float32),
+                tf.TensorSpec((None, model.chunk_frames), tf.float32),
+            ]
+            spatial = tf.TensorSpec((len(model.instruments), net.bins, model.channels, model.channels), tf.complex64)
+            statistics = tf.function(
+                lambda s, w: model.wiener_statistics(s, w, training=False, network=network, jit_compile=self.fast),
+                input_signature=inputs,
+                autograph=network is None,
+            )
+            filtered = tf.function(
+                lambda s, w, r, k: model.separate_segments(
+                    s, w, training=False, network=network, jit_compile=self.fast, wiener=(r, k)
+                ),
+                input_signature=inputs + [spatial, tf.TensorSpec((), tf.float32)],
+                autograph=network is None,
+            )
+            self._wiener_pipelines[batch] = (
+                lambda s, w: [value.numpy() for value in statistics(s, w)],
+                lambda s, w, r, k: {name: value.numpy() for name, value in filtered(s, w, r, k).items()},
+            )
+        return self._wiener_pipelines[batch]
+
     def _run_segments(self, segments, weights, batch):
         return self._pipeline(batch)(segments, weights)
 
@@ -353,13 +438,13 @@ class Separator:
         if isinstance(waveform, (str, os.PathLike)):
             name = os.fspath(waveform)
             reader = audio.AudioReader(name, offset=offset, duration=duration)
-            rate, blocks, length = reader.sample_rate, reader.blocks(1 << 18), reader.frames
+            rate, blocks, length = reader.sample_rate, _Reiterable(lambda: reader.blocks(1 << 18)), reader.frames
         else:
             name = "<array>"
             array = audio.check_waveform(waveform, name)
             rate = int(sample_rate or self.sample_rate)
             length = len(array)
-            blocks = (array[i : i + (1 << 18)] for i in range(0, len(array), 1 << 18))
+            blocks = _Reiterable(lambda: (array[i : i + (1 << 18)] for i in range(0, len(array), 1 << 18)))
         # Blocks are copied into arrays of the expected length as they come,
         # so nothing but the outputs grows with the input's length.
         outputs = {n: _output_array(length, self.model.channels) for n in self.instruments}
@@ -385,53 +470,83 @@ class Separator:
         Yields dicts ``{instrument: (m, 2)}`` of finished output in order; the
         concatenation is the separation of the concatenated input.
         ``batch_size``: chunks per network call (default :attr:`batch_size`).
+        With ``mwf=True`` the blocks are read twice: give a list (or another
+        re-iterable), not an iterator.
         """
         import soxr
 
         rate = int(sample_rate)
-        channels = self.model.channels
-        to_model = soxr.ResampleStream(rate, self.sample_rate, channels, dtype="float32", quality="HQ") if rate != self.sample_rate else None
-        to_input = {n: soxr.ResampleStream(self.sample_rate, rate, channels, dtype="float32", quality="HQ") for n in self.instruments} if to_model else None
-        engine = _ChunkStream(self, self.overlap_frames, batch_size or self.batch_size)
-        bar = self._progress_bar(total, rate, name)
-        seen = 0
+        batch = batch_size or self.batch_size
+        if self.mwf and iter(blocks) is blocks:
+            raise TypeError(f"{name}: mwf=True reads the input twice: give re-iterable blocks (e.g. a list), not an iterator")
+        passes = 2 if self.mwf else 1
+        bar = self._progress_bar(total, rate, name, passes)
+        run = None
+        if self.mwf:
+            from keras_sep.ops import wiener as wiener_ops
 
-        def finish(out, last=False):
+            statistics, filtered = self._wiener_pipeline(batch)
+            first = _StatisticsStream(self, self.overlap_frames, batch, statistics)
+            for block, last in self._model_blocks(blocks, rate, name, bar, warn=True):
+                first.push(block, final=last)
+            spatial, scale = wiener_ops.spatial_covariances(first.covariance, first.power, first.peak)
+            scale = np.float32(scale)
+            run = lambda segments, weights: filtered(segments, weights, spatial, scale)  # noqa: E731
+        engine = _ChunkStream(self, self.overlap_frames, batch, run)
+        channels = self.model.channels
+        to_input = None
+        if rate != self.sample_rate:
+            to_input = {n: soxr.ResampleStream(self.sample_rate, rate, channels, dtype="float32", quality="HQ") for n in self.instruments}
+
+        def finish(out, last):
             if to_input is None:
                 return out
             return {n: to_input[n].resample_chunk(v, last=last) for n, v in out.items()}
 
+        for block, last in self._model_blocks(blocks, rate, name, bar, warn=not self.mwf):
+            out = finish(engine.push(block, final=last), last)
+            if last or any(len(v) for v in out.values()):
+                yield out
+        if bar is not None:
+            bar.close()
+
+    def _model_blocks(self, blocks, rate, name, bar, warn):
+        """The input at the model's rate and channels, as ``(block, last)``
+        pairs; the last pair holds what the resampler still had (or None)."""
+        import soxr
+
+        channels = self.model.channels
+        to_model = soxr.ResampleStream(rate, self.sample_rate, channels, dtype="float32", quality="HQ") if rate != self.sample_rate else None
+        seen = 0
         for block in blocks:
             block = audio.check_waveform(block, name)
-            if seen == 0 and block.shape[1] > channels:
+            if warn and seen == 0 and block.shape[1] > channels:
                 warnings.warn(
                     f"{name}: {block.shape[1]} channels; separating the first {channels} (as Spleeter and "
                     "Open-Unmix do): downmix it first to keep what only the others carry (a 5.1 centre)",
                     UserWarning,
-                    stacklevel=2,
+                    stacklevel=3,
                 )
             block = _fit_channels(block, channels)
             seen += len(block)
+            if bar is not None:
+                bar.update(len(block))
             if to_model is not None:
                 block = to_model.resample_chunk(block)
-            out = finish(engine.push(block))
-            if bar is not None:
-                bar.update(len(block) if to_model is None else int(len(block) * rate / self.sample_rate))
-            if any(len(v) for v in out.values()):
-                yield out
+            yield block, False
         if seen == 0:
             raise audio.AudioError(f"{name}: no audio samples")
         tail = to_model.resample_chunk(np.zeros((0, channels), np.float32), last=True) if to_model else None
-        yield finish(engine.push(tail, final=True), last=True)
-        if bar is not None:
-            bar.close()
+        yield tail, True
 
-    def _progress_bar(self, total, rate, name):
+    def _progress_bar(self, total, rate, name, passes=1):
         show = self.progress if self.progress is not None else (total or 0) > 60 * rate
         if not show:
             return None
         from tqdm.auto import tqdm
 
+        # Samples read, over all passes (two with mwf: statistics, then separation).
+        total = None if total is None else total * passes
         return tqdm(total=total, unit="sample", unit_scale=True, desc=os.path.basename(name), leave=False)
 
     def separate_to_file(
@@ -479,7 +594,8 @@ class Separator:
             # One chunk per call unless told otherwise: batches would hold
             # more memory for long files than a short one ever needs.
             batch = self._requested_batch or 1
-            stream = self.stream(reader.blocks(1 << 18), reader.sample_rate, name=path, total=reader.frames, batch_size=batch)
+            blocks = _Reiterable(lambda: reader.blocks(1 << 18))
+            stream = self.stream(blocks, reader.sample_rate, name=path, total=reader.frames, batch_size=batch)
             for out in stream:
                 for n, block in out.items():
                     writers[n].write(block)

@@ -176,6 +176,26 @@ def test_cli_separate_in_bfloat16(model, model_file, tmp_path):
         np.testing.assert_allclose(data, np.clip(expected[name], -1, 1), atol=2.0**-14)
 
 
+def test_cli_mwf_writes_wiener_filtered_stems(model, model_file, tmp_path):
+    wave = np.random.default_rng(4).uniform(-0.5, 0.5, (7000, 2)).astype(np.float32)
+    sf.write(tmp_path / "a.wav", wave, RATE, subtype="FLOAT")
+    assert cli.main(["separate", str(tmp_path / "a.wav"), "-o", str(tmp_path), "-m", model_file, "--mwf"]) == 0
+    expected = Separator(model, mwf=True).separate(wave, sample_rate=RATE)
+    masked = Separator(model).separate(wave, sample_rate=RATE)
+    for name in model.instruments:
+        data, _ = sf.read(tmp_path / "a" / f"{name}.wav", dtype="float32")
+        np.testing.assert_allclose(data, expected[name], atol=1e-5)
+        assert np.abs(data - masked[name]).max() > 1e-3
+
+
+def test_mwf_separator_is_not_exported(model, tmp_path):
+    from keras_sep.export import export_saved_model
+
+    with pytest.raises(ValueError, match="mwf=True cannot be exported"):
+        export_saved_model(Separator(model, mwf=True), str(tmp_path / "m" / "1"))
+    assert not (tmp_path / "m").exists()
+
+
 def test_cli_unknown_model_is_one_line_error(tmp_path, capsys):
     assert cli.main(["separate", "x.wav", "-o", str(tmp_path), "-m", "spleeter:9stems"]) == 2
     err = capsys.readouterr().err.strip()

@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from keras_sep.ops import masks as mask_ops
 from keras_sep.ops import stft as stft_ops
+from keras_sep.ops import wiener as wiener_ops
 
 
 @keras.saving.register_keras_serializable(package="keras_sep")
@@ -144,7 +145,7 @@ class WaveformSeparator(keras.Model):
 
     # --- per-chunk separation ----------------------------------------------
 
-    def separate_segments(self, segments, weights=None, training=False, network=None, jit_compile=False):
+    def separate_segments(self, segments, weights=None, training=False, network=None, jit_compile=False, wiener=None):
         """Separate chunks given as waveform segments.
 
         Args:
@@ -157,6 +158,11 @@ class WaveformSeparator(keras.Model):
             jit_compile: compile the STFT, and the masking with the inverse
                 STFT, with XLA (faster on CPU and GPU; leave off for
                 runtimes without XLA).
+            wiener: ``(R, scale)`` from :meth:`wiener_statistics` over the
+                whole song and :func:`keras_sep.ops.wiener.spatial_covariances`:
+                multichannel Wiener filtering below the cutoff instead of
+                the ratio masks (Spleeter's ``--mwf``); above it the masks'
+                extension as usual.
 
         Returns:
             dict ``{instrument: (chunks, segment_length, channels)}`` to be
@@ -167,19 +173,90 @@ class WaveformSeparator(keras.Model):
         # Zen 4 cores the same as without).
         analyze = tf.function(self._analyze, jit_compile=True, autograph=False) if jit_compile else self._analyze
         spectrum, magnitude = analyze(segments)
+        estimates = self._estimates(magnitude, training, network)
+        weights = None if weights is None else tf.cast(weights, tf.float32)
+        if wiener is None:
+            synthesize, extra = self._synthesize, ()
+        else:
+            synthesize = self._synthesize_wiener
+            extra = (tf.cast(wiener[0], tf.complex64), tf.cast(wiener[1], tf.float32))
+        if jit_compile:
+            synthesize = tf.function(synthesize, jit_compile=True, autograph=False)
+        return dict(zip(self.instruments, synthesize(spectrum, estimates, weights, *extra)))
+
+    def wiener_statistics(self, segments, weights=None, training=False, network=None, jit_compile=False):
+        """The first pass of multichannel Wiener filtering: what these chunks
+        add to the spatial covariances (:func:`keras_sep.ops.wiener.statistics`).
+
+        Args: as :meth:`separate_segments`; ``weights`` weigh each frame
+            (the cross-fade weights count a shared frame once).
+
+        Returns:
+            ``(covariance, power, peak)``: ``(instruments, bins, channels,
+            channels)`` complex64 and ``(instruments, bins)`` float32 sums
+            over the chunks' frames, for the network's bins, and the largest
+            mixture magnitude over all bins.
+        """
+        analyze = self._analyze_with_peak
+        if jit_compile:
+            analyze = tf.function(analyze, jit_compile=True, autograph=False)
+        spectrum, magnitude, peak = analyze(segments)
+        estimates = self._estimates(magnitude, training, network)
+        weights = None if weights is None else tf.cast(weights, tf.float32)
+        gather = tf.function(self._wiener_sums, jit_compile=True, autograph=False) if jit_compile else self._wiener_sums
+        covariance, power = gather(spectrum, estimates, weights)
+        return covariance, power, peak
+
+    def _estimates(self, magnitude, training, network):
         if network is None:
             estimates = self.spectrogram_model(magnitude, training=training)
         else:
             estimates = network(magnitude)
-        estimates = [estimates[name] for name in self.instruments]
-        weights = None if weights is None else tf.cast(weights, tf.float32)
-        synthesize = tf.function(self._synthesize, jit_compile=True, autograph=False) if jit_compile else self._synthesize
-        return dict(zip(self.instruments, synthesize(spectrum, estimates, weights)))
+        return [estimates[name] for name in self.instruments]
+
+    def _analyze_with_peak(self, segments):
+        spectrum, magnitude, full = self._analyze(segments, full=True)
+        return spectrum, magnitude, tf.reduce_max(tf.abs(full))
+
+    def _source_estimates(self, estimates):
+        """Magnitude estimates ``(instruments, chunks, channels, frames, bins)``."""
+        return tf.stack([tf.transpose(tf.cast(e, tf.float32), [0, 3, 1, 2]) for e in estimates])
+
+    def _wiener_sums(self, spectrum, estimates, weights):
+        bins = self.spectrogram_model.bins
+        covariance, power, _ = wiener_ops.statistics(self._source_estimates(estimates), spectrum[..., :bins], weights)
+        return covariance, power
+
+    def _synthesize_wiener(self, spectrum, estimates, weights, spatial, scale):
+        """Multichannel Wiener filtering below the cutoff (the masks'
+        extension above it) → one inverse STFT for all instruments."""
+        bins = self.spectrogram_model.bins
+        total_bins = self.frame_length // 2 + 1
+        filtered = wiener_ops.filter_spectra(self._source_estimates(estimates), spectrum[..., :bins], spatial, scale)
+        factor = tf.constant(self.output_scale, tf.float32)
+        if weights is not None:
+            factor = weights[:, None, :, None] * factor
+        factor = tf.complex(factor, tf.zeros_like(factor))
+        sources = []
+        high = None
+        if self.mask_extension != "zeros" and total_bins > bins:
+            masks = mask_ops.ratio_masks(estimates, self.separation_exponent)
+            high = [
+                tf.transpose(mask_ops.extend_mask(mask, total_bins, self.mask_extension)[:, :, bins:, :], [0, 3, 1, 2])
+                for mask in masks
+            ]
+        for j in range(len(estimates)):
+            source = filtered[j]
+            if high is not None:
+                part = spectrum[..., bins:] * tf.complex(high[j], tf.zeros_like(high[j]))
+                source = tf.concat([source, part], axis=-1)
+            sources.append(source * factor)
+        return self._inverse_stft(sources)
 
     def _window(self):
         return stft_ops.window_fn("hann")(self.frame_length, tf.float32)
 
-    def _analyze(self, segments):
+    def _analyze(self, segments, full=False):
         """The STFT of each segment, ``(chunks, channels, frames, bins)``
         complex (only the bins below the cutoff with the "zeros" extension),
         and the network's input magnitude ``(chunks, frames, net_bins,
@@ -187,11 +264,13 @@ class WaveformSeparator(keras.Model):
         that the complex spectrum is never transposed."""
         signals = tf.transpose(tf.cast(segments, tf.float32), [0, 2, 1])
         frames = tf.signal.frame(signals, self.frame_length, self.frame_step) * self._window()
-        spectrum = tf.signal.rfft(frames)
+        spectrum = whole = tf.signal.rfft(frames)
         bins = self.spectrogram_model.bins
         if self.mask_extension == "zeros":
             spectrum = spectrum[..., :bins]
         magnitude = tf.transpose(tf.abs(spectrum[..., :bins]), [0, 2, 3, 1])
+        if full:  # also the spectrum over all bins
+            return spectrum, magnitude, whole
         return spectrum, magnitude
 
     def _synthesize(self, spectrum, estimates, weights):
@@ -209,13 +288,20 @@ class WaveformSeparator(keras.Model):
                 mask = mask_ops.extend_mask(mask, total_bins, self.mask_extension)
             mask = tf.transpose(mask, [0, 3, 1, 2]) * scale
             masked.append(spectrum * tf.cast(mask, tf.complex64))
-        stacked = tf.concat(masked, axis=0)
+        return self._inverse_stft(masked)
+
+    def _inverse_stft(self, spectra):
+        """Source spectra ``(chunks, channels, frames, bins ≤ total)`` → a
+        list of waveforms ``(chunks, segment_length, channels)``, one
+        inverse FFT for all (bins missing at the top are zeros)."""
+        total_bins = self.frame_length // 2 + 1
+        stacked = tf.concat(spectra, axis=0)
         missing = total_bins - stacked.shape[-1]
         if missing:
             stacked = tf.pad(stacked, [[0, 0], [0, 0], [0, 0], [0, missing]])
         frames = tf.signal.irfft(stacked, fft_length=[self.frame_length]) * self._window()
         waves = tf.transpose(stft_ops.overlap_add(frames, self.frame_step), [0, 2, 1])
-        return tf.split(waves, len(masks), axis=0)
+        return tf.split(waves, len(spectra), axis=0)
 
     # --- whole signal -------------------------------------------------------
 
