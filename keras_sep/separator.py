@@ -328,7 +328,7 @@ class Separator:
         )
         sizes = " and ".join(map(str, BATCH_CANDIDATES))
         note = f"timing {sizes} chunks per network call on this machine (once, cached in {autotune.table_path()})"
-        kept = set(self._pipelines)  # made before the timing (a file's one chunk per call)
+        kept = set(self._pipelines) | set(self._networks)  # made before the timing (a file's one chunk per call)
         choice = int(autotune.choose(signature, candidates, inputs, "1", rounds=3, compiled=True, note=note))
         # The plans only the timing made for the other candidates are no
         # longer needed; those made before it stay in use.
@@ -358,9 +358,7 @@ class Separator:
             import tensorflow as tf
 
             model = self.model
-            network = self._inference_network(batch) if self.fast else None
-            if network is not None:
-                self._networks[batch] = network
+            network = self._network(batch)
             compiled = tf.function(
                 lambda s, w: model.separate_segments(s, w, training=False, network=network, jit_compile=self.fast),
                 input_signature=[
@@ -381,8 +379,7 @@ class Separator:
         if batch not in self._wiener_pipelines:
             import tensorflow as tf
 
-            self._pipeline(batch)  # makes (or finds) the network plan
-            network = self._networks.get(batch)
+            network = self._network(batch)
             model = self.model
             net = model.spectrogram_model
             inputs = [
@@ -407,6 +404,15 @@ class Separator:
                 lambda s, w, r, k: {name: value.numpy() for name, value in filtered(s, w, r, k).items()},
             )
         return self._wiener_pipelines[batch]
+
+    def _network(self, batch):
+        """The inference plan for calls of ``batch`` chunks (made once), or
+        None: the Keras layers run."""
+        if self.fast and batch not in self._networks:
+            network = self._inference_network(batch)
+            if network is not None:
+                self._networks[batch] = network
+        return self._networks.get(batch)
 
     def _run_segments(self, segments, weights, batch):
         return self._pipeline(batch)(segments, weights)

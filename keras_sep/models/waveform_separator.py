@@ -233,9 +233,7 @@ class WaveformSeparator(keras.Model):
         bins = self.spectrogram_model.bins
         total_bins = self.frame_length // 2 + 1
         filtered = wiener_ops.filter_spectra(self._source_estimates(estimates), spectrum[..., :bins], spatial, scale)
-        factor = tf.constant(self.output_scale, tf.float32)
-        if weights is not None:
-            factor = weights[:, None, :, None] * factor
+        factor = self._output_factor(weights)
         factor = tf.complex(factor, tf.zeros_like(factor))
         sources = []
         high = None
@@ -279,9 +277,7 @@ class WaveformSeparator(keras.Model):
         and the overlap-add constant are folded into the (real) masks."""
         masks = mask_ops.ratio_masks(estimates, self.separation_exponent)
         total_bins = self.frame_length // 2 + 1
-        scale = tf.constant(self.output_scale, tf.float32)
-        if weights is not None:
-            scale = weights[:, None, :, None] * scale
+        scale = self._output_factor(weights)
         masked = []
         for mask in masks:
             if self.mask_extension != "zeros":
@@ -289,6 +285,12 @@ class WaveformSeparator(keras.Model):
             mask = tf.transpose(mask, [0, 3, 1, 2]) * scale
             masked.append(spectrum * tf.cast(mask, tf.complex64))
         return self._inverse_stft(masked)
+
+    def _output_factor(self, weights):
+        """The overlap-add constant times each frame's cross-fade weight:
+        ``(chunks, 1, frames, 1)``, or a scalar without weights."""
+        scale = tf.constant(self.output_scale, tf.float32)
+        return scale if weights is None else weights[:, None, :, None] * scale
 
     def _inverse_stft(self, spectra):
         """Source spectra ``(chunks, channels, frames, bins ≤ total)`` → a

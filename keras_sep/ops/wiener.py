@@ -41,7 +41,7 @@ def softmask(estimates, spectrum, epsilon=EPSILON):
     return tf.complex(share, tf.zeros_like(share)) * spectrum[None]
 
 
-def statistics(estimates, spectrum, weights=None, full_spectrum=None, epsilon=EPSILON):
+def statistics(estimates, spectrum, weights=None, epsilon=EPSILON):
     """Pass one: this batch's contribution to the spatial covariances.
 
     Args:
@@ -49,13 +49,13 @@ def statistics(estimates, spectrum, weights=None, full_spectrum=None, epsilon=EP
         weights: ``(chunks, frames)`` weight of each frame (cross-fade
             weights, which sum to one over the chunks that share a frame),
             or None for ones.
-        full_spectrum: the spectrum over all bins, for the peak magnitude
-            (default ``spectrum``).
 
     Returns:
         ``(covariance, power, peak)``: ``Σ w y_j y_jᴴ`` ``(sources, bins,
         channels, channels)`` complex64, ``Σ w v_j`` ``(sources, bins)``
-        float32 (sums over chunks and frames) and the largest ``|x|``.
+        float32 (sums over chunks and frames) and the largest ``|x|`` of
+        ``spectrum`` (norbert takes it over all bins: pass the full spectrum,
+        or take the peak where it is).
     """
     y = softmask(estimates, spectrum, epsilon)
     power = tf.reduce_mean(tf.math.real(y * tf.math.conj(y)), axis=2)  # (J, B, T, F)
@@ -66,9 +66,7 @@ def statistics(estimates, spectrum, weights=None, full_spectrum=None, epsilon=EP
     weighted = y * tf.complex(weights, tf.zeros_like(weights))[None, :, None, :, None]
     covariance = tf.einsum("jbctf,jbdtf->jfcd", weighted, tf.math.conj(y))
     power = tf.einsum("jbtf,bt->jf", power, weights)
-    source = spectrum if full_spectrum is None else full_spectrum
-    peak = tf.reduce_max(tf.abs(source))
-    return covariance, power, peak
+    return covariance, power, tf.reduce_max(tf.abs(spectrum))
 
 
 def spatial_covariances(covariance, power, peak, epsilon=EPSILON):
