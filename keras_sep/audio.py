@@ -124,6 +124,10 @@ def _open_meta(path):
     except Exception as error:  # libsndfile raises several unrelated types
         first = one_line(error)
     if not os.path.isfile(path):
+        if not os.path.exists(path):
+            raise AudioError(f"{path}: no such file")
+        if os.path.isdir(path):
+            raise AudioError(f"{path}: is a directory, not an audio file")
         raise AudioError(f"{path}: cannot read audio ({first})")
     try:
         import av
@@ -346,6 +350,14 @@ class AtomicWriter:
 
     def __enter__(self):
         folder = os.path.dirname(os.path.abspath(self.path))
+        # The folders this writer makes, deepest first: a failed write
+        # removes them again when they are empty (no litter of empty
+        # track folders for inputs that could not be separated).
+        self._made = []
+        missing = folder
+        while not os.path.isdir(missing):
+            self._made.append(missing)
+            missing = os.path.dirname(missing)
         os.makedirs(folder, exist_ok=True)
         fd, self._temp = tempfile.mkstemp(
             prefix=".partial-", suffix=os.path.basename(self.path), dir=folder
@@ -364,8 +376,16 @@ class AtomicWriter:
         except Exception as error:
             with contextlib.suppress(OSError):
                 os.remove(self._temp)
+            self._remove_made()
             raise AudioError(f"{self.path}: cannot write {self.codec} ({one_line(error)})") from None
         return self
+
+    def _remove_made(self):
+        for folder in self._made:
+            try:
+                os.rmdir(folder)  # only if empty: another writer's file keeps it
+            except OSError:
+                break
 
     def write(self, block):
         block = np.asarray(block, dtype=np.float32)
@@ -394,6 +414,7 @@ class AtomicWriter:
         else:
             with contextlib.suppress(OSError):
                 os.remove(self._temp)
+            self._remove_made()
         if failure is not None:
             raise failure from None
         return False

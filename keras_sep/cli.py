@@ -50,9 +50,25 @@ def _separate(args):
     )
     if separator is None:
         return 2
+    try:  # a bad --filename-format stops the command before any input
+        separator.output_paths("track.wav", args.output, args.codec, args.filename_format)
+    except ValueError as error:
+        _fail(error, "--filename-format")
+        return 2
     failed = 0
+    written = {}  # output path -> the input it was written for in this run
     for path in args.inputs:
         try:
+            outputs = list(separator.output_paths(path, args.output, args.codec, args.filename_format).values())
+            png = _plot_path(path, outputs) if args.plot else None
+            # Two inputs of one run with the same name (a/01.mp3, b/01.mp3,
+            # or song.mp3 and song.flac) must not overwrite each other's stems.
+            clash = next((t for t in outputs + [png] if t is not None and os.path.abspath(t) in written), None)
+            if clash is not None:
+                raise FileExistsError(
+                    f"{path}: output {clash} was written for {written[os.path.abspath(clash)]} in this run; "
+                    "name outputs apart with {foldername} in --filename-format"
+                )
             targets = separator.separate_to_file(
                 path,
                 args.output,
@@ -63,11 +79,11 @@ def _separate(args):
                 overwrite=args.overwrite,
                 bitrate=args.bitrate,
             )
+            written.update((os.path.abspath(t), path) for t in targets.values())
             if args.plot:
                 from keras_sep import plotting
 
-                track = os.path.splitext(os.path.basename(path))[0]
-                png = os.path.join(args.output, f"{track}.png")
+                written[os.path.abspath(png)] = path
                 plotting.plot_files(path, targets, png, offset=args.offset, duration=args.duration)
                 targets = dict(targets, plot=png)
         except (audio.AudioError, FileExistsError, OSError, ValueError) as error:
@@ -78,6 +94,17 @@ def _separate(args):
         for name, target in targets.items():
             print(f"  {name}: {target}")
     return 1 if failed else 0
+
+
+def _plot_path(path, outputs):
+    """Where ``--plot`` writes TRACK.png: beside the track's folder when the
+    stems have one of the track's name (the default format: OUT/TRACK.png),
+    else in the stems' common folder."""
+    track = os.path.splitext(os.path.basename(path))[0]
+    folder = os.path.commonpath([os.path.dirname(os.path.abspath(t)) for t in outputs])
+    if os.path.basename(folder) == track:
+        folder = os.path.dirname(folder)
+    return os.path.join(os.path.relpath(folder) if not os.path.isabs(outputs[0]) else folder, f"{track}.png")
 
 
 def _train(args):
@@ -183,7 +210,8 @@ def build_parser():
     sep.add_argument(
         "--filename-format",
         default="{track}/{instrument}.{codec}",
-        help="output names under OUTPUT, with {track}, {instrument}, {codec} (default: %(default)s)",
+        help="output names under OUTPUT, with {track} (input name), {foldername} (its folder's name), "
+        "{instrument}, {codec} (default: %(default)s)",
     )
     sep.add_argument("--overwrite", action="store_true", help="replace existing output files")
     sep.add_argument("--plot", action="store_true", help="also write TRACK.png: mixture spectrogram, masks, stems")

@@ -555,6 +555,39 @@ class Separator:
         total = None if total is None else total * passes
         return tqdm(total=total, unit="sample", unit_scale=True, desc=os.path.basename(name), leave=False)
 
+    def output_paths(self, path, output_dir, codec="wav", filename_format="{track}/{instrument}.{codec}"):
+        """The files :meth:`separate_to_file` writes for ``path``:
+        ``{instrument: path}``.
+
+        ``filename_format`` is relative to ``output_dir`` and may use
+        ``{track}`` (the input's name without extension), ``{foldername}``
+        (the name of the folder the input is in, to keep ``a/01.mp3`` and
+        ``b/01.mp3`` apart), ``{instrument}`` and ``{codec}``.
+
+        Raises:
+            ValueError: a field other than these, a malformed format, or one
+                that gives several instruments the same file.
+        """
+        path = os.fspath(path)
+        fields = {
+            "track": os.path.splitext(os.path.basename(path))[0],
+            "foldername": os.path.basename(os.path.dirname(os.path.abspath(path))),
+            "codec": codec,
+        }
+        try:
+            names = {n: filename_format.format(instrument=n, **fields) for n in self.instruments}
+        except KeyError as error:
+            raise ValueError(
+                f"filename format {filename_format!r}: unknown field {{{error.args[0]}}}; "
+                "use {track}, {foldername}, {instrument} and {codec}"
+            ) from None
+        except (ValueError, IndexError) as error:
+            raise ValueError(f"filename format {filename_format!r}: {error}") from None
+        targets = {n: os.path.join(output_dir, name) for n, name in names.items()}
+        if len(set(targets.values())) != len(targets):
+            raise ValueError(f"filename format {filename_format!r} gives the same file for several instruments")
+        return targets
+
     def separate_to_file(
         self,
         path,
@@ -571,22 +604,17 @@ class Separator:
         Nothing is kept in memory beyond the current chunks; each output is
         written under a temporary name and renamed only when complete.
         ``codec`` and ``bitrate`` (lossy codecs only, bits/s such as
-        ``"192k"``) are those of :class:`keras_sep.audio.AtomicWriter`.
+        ``"192k"``) are those of :class:`keras_sep.audio.AtomicWriter`;
+        ``filename_format`` that of :meth:`output_paths`.
 
         Returns:
             ``{instrument: output path}``.
         """
         path = os.fspath(path)
-        track = os.path.splitext(os.path.basename(path))[0]
-        targets = {
-            n: os.path.join(output_dir, filename_format.format(track=track, instrument=n, codec=codec))
-            for n in self.instruments
-        }
-        if len(set(targets.values())) != len(targets):
-            raise ValueError(f"filename format {filename_format!r} gives the same file for several instruments")
+        targets = self.output_paths(path, output_dir, codec, filename_format)
         existing = [t for t in targets.values() if os.path.exists(t)]
         if existing and not overwrite:
-            raise FileExistsError(f"{existing[0]}: exists (use overwrite=True / --overwrite)")
+            raise FileExistsError(f"{path}: output {existing[0]} exists (use overwrite=True / --overwrite)")
         reader = audio.AudioReader(path, offset=offset, duration=duration)
         writers = {
             n: audio.AtomicWriter(t, reader.sample_rate, self.model.channels, codec, bitrate=bitrate)
@@ -606,7 +634,9 @@ class Separator:
                 for n, block in out.items():
                     writers[n].write(block)
         except BaseException as error:
-            for writer in entered:
+            # Last in, first out: the writer that made a folder cleans up
+            # after the others have removed their files from it.
+            for writer in reversed(entered):
                 writer.__exit__(type(error), error, None)
             raise
         for writer in entered:

@@ -73,10 +73,29 @@ def test_failed_write_leaves_nothing(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_failed_write_removes_only_the_folders_it_made(tmp_path):
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    with pytest.raises(RuntimeError):
+        with audio.AtomicWriter(kept / "new" / "deeper" / "a.wav", 44100, 2) as first:
+            with audio.AtomicWriter(kept / "new" / "deeper" / "b.wav", 44100, 2):
+                first.write(np.zeros((10, 2), np.float32))
+                raise RuntimeError("interrupted")
+    assert os.listdir(tmp_path) == ["kept"] and os.listdir(kept) == []
+    # A folder that holds another file stays.
+    (kept / "new").mkdir()
+    (kept / "new" / "other.txt").write_text("x")
+    with pytest.raises(RuntimeError):
+        with audio.AtomicWriter(kept / "new" / "deeper" / "a.wav", 44100, 2):
+            raise RuntimeError("interrupted")
+    assert sorted(os.listdir(kept / "new")) == ["other.txt"]
+
+
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda p: None, "cannot read audio"),
+        (lambda p: None, "no such file"),
+        (lambda p: p.mkdir(), "is a directory"),
         (lambda p: p.write_text("this is not audio"), "cannot read audio"),
         (lambda p: p.write_bytes(b""), "cannot read audio"),
     ],

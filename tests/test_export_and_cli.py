@@ -196,6 +196,56 @@ def test_mwf_separator_is_not_exported(model, tmp_path):
     assert not (tmp_path / "m").exists()
 
 
+def test_cli_keeps_inputs_of_the_same_name_apart(model, model_file, tmp_path, capsys):
+    """a/01.wav and b/01.wav: under the default format the second may not
+    overwrite the first's stems (even with --overwrite); with {foldername}
+    both are written, each with its own plot."""
+    rng = np.random.default_rng(8)
+    waves = {}
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        waves[folder] = rng.uniform(-0.5, 0.5, (3000, 2)).astype(np.float32)
+        sf.write(tmp_path / folder / "01.wav", waves[folder], RATE, subtype="FLOAT")
+    inputs = [str(tmp_path / "a" / "01.wav"), str(tmp_path / "b" / "01.wav")]
+    out = tmp_path / "out"
+    assert cli.main(["separate", *inputs, "-o", str(out), "-m", model_file, "--overwrite"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "b/01.wav: output" in err and "a/01.wav in this run" in err
+    assert "{foldername}" in err
+    expected = Separator(model).separate(waves["a"], sample_rate=RATE)
+    for name in model.instruments:
+        np.testing.assert_allclose(sf.read(out / "01" / f"{name}.wav", dtype="float32")[0], expected[name], atol=1e-6)
+
+    code = cli.main(["separate", *inputs, "-o", str(out / "apart"), "-m", model_file, "--plot",
+                     "--filename-format", "{foldername}/{track}/{instrument}.{codec}"])
+    assert code == 0
+    for folder in ("a", "b"):
+        expected = Separator(model).separate(waves[folder], sample_rate=RATE)
+        for name in model.instruments:
+            written = sf.read(out / "apart" / folder / "01" / f"{name}.wav", dtype="float32")[0]
+            np.testing.assert_allclose(written, expected[name], atol=1e-6)
+        assert (out / "apart" / folder / "01.png").stat().st_size > 10_000
+    assert not list((out / "apart").rglob(".partial-*"))
+
+
+def test_cli_bad_inputs_and_format_are_one_line_errors_without_leftovers(model_file, tmp_path, capsys):
+    sf.write(tmp_path / "empty.wav", np.zeros((0, 2), np.float32), RATE)
+    (tmp_path / "folder.wav").mkdir()
+    out = tmp_path / "out"
+    bad = [str(tmp_path / name) for name in ("missing.wav", "folder.wav", "empty.wav")]
+    assert cli.main(["separate", *bad, "-o", str(out), "-m", model_file]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert [line.split(": ", 2)[2] for line in lines] == [
+        "no such file", "is a directory, not an audio file", "no audio samples"
+    ]
+    assert not out.exists() or not any(out.iterdir())  # not even an empty track folder
+    code = cli.main(["separate", str(tmp_path / "empty.wav"), "-o", str(out), "-m", model_file,
+                     "--filename-format", "{song}/{instrument}.{codec}"])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("keras-sep: --filename-format:") and "unknown field {song}" in err and "\n" not in err
+
+
 def test_cli_unknown_model_is_one_line_error(tmp_path, capsys):
     assert cli.main(["separate", "x.wav", "-o", str(tmp_path), "-m", "spleeter:9stems"]) == 2
     err = capsys.readouterr().err.strip()
