@@ -205,7 +205,9 @@ def _av_blocks(path, start, limit, block_size):
 def check_waveform(waveform, name="<array>"):
     """Return ``waveform`` as float32 ``(samples, channels)`` or raise AudioError.
 
-    A 1-D array is one channel. NaN or infinite samples are rejected: a mask
+    A 1-D array is one channel. Integers are PCM: signed ones are divided by
+    2^(bits-1), unsigned ones centred on their middle value first (as
+    libsndfile reads 8-bit WAV). NaN or infinite samples are rejected: a mask
     estimated from them would be NaN everywhere, silently.
     """
     array = np.asarray(waveform)
@@ -219,8 +221,11 @@ def check_waveform(waveform, name="<array>"):
         )
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise AudioError(f"{name}: audio is empty (shape {array.shape})")
-    if array.dtype.kind in "iu":
-        array = array / float(np.iinfo(array.dtype).max)
+    if array.dtype.kind == "i":  # PCM as libsndfile and FFmpeg scale it: full scale is 2^(bits-1)
+        array = array / float(-np.iinfo(array.dtype).min)
+    elif array.dtype.kind == "u":  # unsigned PCM (8-bit WAV): silence is the middle value
+        half = float(np.iinfo(array.dtype).max // 2 + 1)
+        array = (array - half) / half
     array = np.ascontiguousarray(array, dtype=np.float32)
     if not np.all(np.isfinite(array)):
         raise AudioError(f"{name}: audio contains NaN or infinite samples")

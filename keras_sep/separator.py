@@ -448,6 +448,13 @@ class Separator:
         else:
             name = "<array>"
             array = audio.check_waveform(waveform, name)
+            if array.shape[1] > max(2, array.shape[0]):
+                # (2, 441000) is a stereo clip the wrong way round, not
+                # two samples of 441000 channels.
+                raise audio.AudioError(
+                    f"{name}: shape {array.shape} looks like (channels, samples); "
+                    "pass (samples, channels), e.g. waveform.T"
+                )
             rate = int(sample_rate or self.sample_rate)
             length = len(array)
             blocks = _Reiterable(lambda: (array[i : i + (1 << 18)] for i in range(0, len(array), 1 << 18)))

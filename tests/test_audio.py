@@ -134,8 +134,18 @@ def test_check_waveform_rejects_nan_and_bad_shapes():
         audio.check_waveform(np.zeros((0, 2)), "x")
     with pytest.raises(audio.AudioError, match="shape"):
         audio.check_waveform(np.zeros((2, 2, 2)), "x")
-    ints = audio.check_waveform(np.array([[16384, -32767]], np.int16))
-    np.testing.assert_allclose(ints, [[16384 / 32767, -1.0]])
+    ints = audio.check_waveform(np.array([[16384, -32768]], np.int16))
+    np.testing.assert_allclose(ints, [[0.5, -1.0]])
+    bytes_ = audio.check_waveform(np.array([[128, 0], [255, 192]], np.uint8))
+    np.testing.assert_allclose(bytes_, [[0.0, -1.0], [127 / 128, 0.5]])
+
+
+def test_integer_arrays_scale_as_the_files_read(tmp_path):
+    """A PCM array gives the same samples as the file that holds it."""
+    raw = np.random.default_rng(3).integers(-32768, 32768, (500, 2)).astype(np.int16)
+    sf.write(tmp_path / "pcm.wav", raw, 8000, subtype="PCM_16")
+    read, _ = sf.read(tmp_path / "pcm.wav", dtype="float32")
+    np.testing.assert_array_equal(audio.check_waveform(raw), read)
     assert audio.check_waveform(np.zeros(5)).shape == (5, 1)
 
 

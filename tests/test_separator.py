@@ -177,6 +177,11 @@ def test_other_sample_rates_come_back_at_their_rate(model, rate):
         np.testing.assert_allclose(out[middle], back[middle], atol=2e-3)
 
 
+def test_channels_first_array_is_an_error(model):
+    with pytest.raises(audio.AudioError, match=r"looks like \(channels, samples\).*waveform\.T"):
+        Separator(model).separate(_noise(3000).T)
+
+
 def test_nan_input_is_an_error(model):
     wave = _noise(100)
     wave[50, 1] = np.nan
