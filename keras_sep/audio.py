@@ -282,6 +282,10 @@ class AudioReader:
                 f"{self.path}: offset and duration must be >= 0, got {offset}, {duration}"
             )
         self.start = int(round(offset * self.sample_rate))
+        if self._backend == "soundfile" and 0 < total <= self.start:  # exact length: FFmpeg's is only stated
+            raise AudioError(
+                f"{self.path}: offset {offset:g} s is past the end of the audio ({total / self.sample_rate:.2f} s)"
+            )
         self._limit = None if duration is None else int(round(duration * self.sample_rate))
         stop = total if duration is None else self.start + self._limit
         # Exact for libsndfile's formats; the stated duration for FFmpeg's.

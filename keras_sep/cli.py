@@ -4,6 +4,7 @@ TensorFlow is imported inside each command, so ``keras-sep --help`` answers
 at once.
 """
 import argparse
+import math
 import os
 import sys
 
@@ -27,7 +28,7 @@ def _make_separator(model, **kwargs):
     try:
         return Separator(model, **kwargs)
     except Exception as error:
-        _fail(error, model)
+        _fail(error, None if str(error).startswith(f"{model}:") else model)
         return None
 
 
@@ -45,6 +46,14 @@ def _separate(args):
         if args.codec not in audio.LOSSY_CODECS:
             _fail(f"--bitrate is for the lossy codecs ({', '.join(audio.LOSSY_CODECS)}); {args.codec} is lossless")
             return 2
+    if not (math.isfinite(args.offset) and args.offset >= 0):
+        _fail(f"--offset must be >= 0 seconds, got {args.offset:g}")
+        return 2
+    if args.duration == math.inf:
+        args.duration = None  # all of it
+    if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
+        _fail(f"--duration must be > 0 seconds, got {args.duration:g}")
+        return 2
     separator = _make_separator(
         args.model, chunking=args.chunking, batch_size=args.batch_size, precision=args.precision, mwf=args.mwf
     )

@@ -247,6 +247,16 @@ class Separator:
     def __init__(self, model, chunking="overlap", batch_size=None, progress=None, fast=True, precision="float32", mwf=False):
         if isinstance(model, (str, os.PathLike)):
             model = _load_model(os.fspath(model))
+        from keras_sep.models import WaveformSeparator
+
+        if not isinstance(model, WaveformSeparator):
+            hint = (
+                ", a spectrogram network: wrap it, keras_sep.models.WaveformSeparator(network)"
+                if hasattr(model, "instruments") else ""
+            )
+            raise TypeError(
+                f"Separator needs a WaveformSeparator (waveform in, stems out), got {type(model).__name__}{hint}"
+            )
         if chunking not in CHUNKING_MODES:
             raise ValueError(f"chunking must be one of {CHUNKING_MODES}, got {chunking!r}")
         if precision not in PRECISIONS:
@@ -548,7 +558,8 @@ class Separator:
                 block = to_model.resample_chunk(block)
             yield block, False
         if seen == 0:
-            raise audio.AudioError(f"{name}: no audio samples")
+            why = "" if name == "<array>" else " (an empty file, or an offset at or past its end)"
+            raise audio.AudioError(f"{name}: no audio samples{why}")
         tail = to_model.resample_chunk(np.zeros((0, channels), np.float32), last=True) if to_model else None
         yield tail, True
 
@@ -694,12 +705,25 @@ def _fit_channels(block, channels):
 
 
 def _load_model(name):
-    if name.endswith(".keras") or os.path.exists(name):
+    if name.endswith((".keras", ".h5")) or os.path.exists(name):
+        import zipfile
+
         import keras
 
         import keras_sep.models  # noqa: F401  (registers the classes)
 
-        return keras.saving.load_model(name)
+        # Keras says "File not found" for a file that is there but is not
+        # its zip archive: say what is wrong instead.
+        if not os.path.exists(name):
+            raise ValueError(f"{name}: no such model file (or preset)")
+        if os.path.isdir(name):
+            raise ValueError(f"{name}: is a directory, not a .keras model file")
+        if not name.endswith(".h5") and not zipfile.is_zipfile(name):
+            raise ValueError(f"{name}: not a .keras model file (Keras' zip archive)")
+        try:
+            return keras.saving.load_model(name)
+        except Exception as error:
+            raise ValueError(f"{name}: cannot load the model ({audio.one_line(error)})") from None
     from keras_sep import pretrained
 
     return pretrained.load_model(name)

@@ -236,9 +236,20 @@ def test_cli_bad_inputs_and_format_are_one_line_errors_without_leftovers(model_f
     assert cli.main(["separate", *bad, "-o", str(out), "-m", model_file]) == 1
     lines = capsys.readouterr().err.strip().splitlines()
     assert [line.split(": ", 2)[2] for line in lines] == [
-        "no such file", "is a directory, not an audio file", "no audio samples"
+        "no such file", "is a directory, not an audio file",
+        "no audio samples (an empty file, or an offset at or past its end)",
     ]
     assert not out.exists() or not any(out.iterdir())  # not even an empty track folder
+    sf.write(tmp_path / "short.wav", np.zeros((RATE // 2, 2), np.float32), RATE)
+    assert cli.main(["separate", str(tmp_path / "short.wav"), "-o", str(out), "-m", model_file, "--offset", "3"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("short.wav: offset 3 s is past the end of the audio (0.50 s)")
+    for option, value, message in [("--offset", "-1", "--offset must be >= 0 seconds, got -1"),
+                                   ("--duration", "0", "--duration must be > 0 seconds, got 0"),
+                                   ("--duration", "nan", "--duration must be > 0 seconds, got nan")]:
+        assert cli.main(["separate", str(tmp_path / "short.wav"), "-o", str(out), "-m", model_file, option, value]) == 2
+        assert capsys.readouterr().err.strip() == f"keras-sep: {message}"
+    assert not out.exists() or not any(out.iterdir())
     code = cli.main(["separate", str(tmp_path / "empty.wav"), "-o", str(out), "-m", model_file,
                      "--filename-format", "{song}/{instrument}.{codec}"])
     assert code == 2
@@ -246,10 +257,24 @@ def test_cli_bad_inputs_and_format_are_one_line_errors_without_leftovers(model_f
     assert err.startswith("keras-sep: --filename-format:") and "unknown field {song}" in err and "\n" not in err
 
 
-def test_cli_unknown_model_is_one_line_error(tmp_path, capsys):
+def test_cli_unknown_model_is_one_line_error(model, tmp_path, capsys):
     assert cli.main(["separate", "x.wav", "-o", str(tmp_path), "-m", "spleeter:9stems"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("keras-sep: spleeter:9stems:") and "\n" not in err
+    (tmp_path / "text.keras").write_text("not a model")
+    (tmp_path / "folder.keras").mkdir()
+    model.spectrogram_model.save(tmp_path / "network.keras")
+    for name, message in [
+        ("missing.keras", "no such model file (or preset)"),
+        ("text.keras", "not a .keras model file (Keras' zip archive)"),
+        ("folder.keras", "is a directory, not a .keras model file"),
+        ("network.keras", "Separator needs a WaveformSeparator (waveform in, stems out), got UNetSeparator, "
+                          "a spectrogram network: wrap it, keras_sep.models.WaveformSeparator(network)"),
+    ]:
+        path = str(tmp_path / name)
+        assert cli.main(["separate", "x.wav", "-o", str(tmp_path / "out"), "-m", path]) == 2
+        assert capsys.readouterr().err.strip() == f"keras-sep: {path}: {message}"
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_evaluate_prints_the_table(model_file, tmp_path, capsys):
