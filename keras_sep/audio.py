@@ -367,10 +367,15 @@ class AtomicWriter:
         while not os.path.isdir(missing):
             self._made.append(missing)
             missing = os.path.dirname(missing)
-        os.makedirs(folder, exist_ok=True)
-        fd, self._temp = tempfile.mkstemp(
-            prefix=".partial-", suffix=os.path.basename(self.path), dir=folder
-        )
+        try:
+            os.makedirs(folder, exist_ok=True)
+            fd, self._temp = tempfile.mkstemp(
+                prefix=".partial-", suffix=os.path.basename(self.path), dir=folder
+            )
+        except OSError as error:  # a file where a folder should be, no permission, disk full
+            self._remove_made()
+            where = f": {error.filename}" if error.filename else ""
+            raise AudioError(f"{self.path}: cannot create it ({error.strerror or one_line(error)}{where})") from None
         os.close(fd)
         try:
             if self.library == "av":

@@ -73,6 +73,16 @@ def test_failed_write_leaves_nothing(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_output_under_a_file_is_a_one_line_error(tmp_path):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    target = tmp_path / "taken" / "song" / "vocals.wav"
+    with pytest.raises(audio.AudioError) as error:
+        audio.save(target, np.zeros((10, 2), np.float32), 44100)
+    text = str(error.value)
+    assert text.startswith(f"{target}: cannot create it (Not a directory") and "\n" not in text
+    assert sorted(os.listdir(tmp_path)) == ["taken"]
+
+
 def test_failed_write_removes_only_the_folders_it_made(tmp_path):
     kept = tmp_path / "kept"
     kept.mkdir()
