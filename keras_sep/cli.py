@@ -287,9 +287,34 @@ def build_parser():
     return parser
 
 
+# Keras imports these, when installed, only for its scikit-learn wrappers and
+# its image-gallery plot, which no command uses: 1-2 s of every start-up.
+_KERAS_OPTIONAL_IMPORTS = ("sklearn", "matplotlib")
+
+
+def _import_keras_lean():
+    """Import Keras (and TensorFlow) without its optional scikit-learn and
+    matplotlib imports; afterwards both import as usual (``--plot`` loads
+    matplotlib when it draws). Nothing is changed if Keras or either module
+    is imported already."""
+    names = [name for name in _KERAS_OPTIONAL_IMPORTS if name not in sys.modules]
+    if "keras" in sys.modules:
+        return
+    for name in names:
+        sys.modules[name] = None  # makes Keras' "try: import ..." take its fallback
+    try:
+        import keras  # noqa: F401
+    finally:
+        for name in names:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.func in (_separate, _tune, _export):
+        _import_keras_lean()
     return args.func(args)
 
 

@@ -87,6 +87,22 @@ def test_cli_help_does_not_import_tensorflow():
     assert cli.CODECS == tuple(audio.CODECS)  # --codec offers what the writer takes
 
 
+def test_cli_skips_keras_optional_imports_and_still_plots(model_file, tmp_path):
+    """The CLI imports Keras without scikit-learn and matplotlib (start-up
+    time), yet --plot draws with matplotlib afterwards."""
+    sf.write(tmp_path / "a.wav", np.random.default_rng(2).uniform(-0.5, 0.5, (4000, 2)).astype(np.float32), RATE)
+    code = (
+        "import sys; from keras_sep import cli\n"
+        f"rc = cli.main(['separate', {str(tmp_path / 'a.wav')!r}, '-o', {str(tmp_path / 'out')!r}, "
+        f"'-m', {model_file!r}, '--plot'])\n"
+        "import keras.src.wrappers.fixes as fixes\n"
+        "print(rc, 'sklearn' in sys.modules, fixes.sklearn is None, 'matplotlib.pyplot' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "0 False True True"
+    assert (tmp_path / "out" / "a.png").stat().st_size > 10_000
+
+
 def test_cli_separate_writes_stems_and_fails_on_bad_input(model, model_file, tmp_path, capsys):
     wave = np.random.default_rng(1).uniform(-0.5, 0.5, (6000, 2)).astype(np.float32)
     sf.write(tmp_path / "a.wav", wave, RATE, subtype="FLOAT")
