@@ -182,6 +182,29 @@ class _StatisticsStream(_ChunkStream):
         self._advance(chunks, first)
 
 
+class _SameLength:
+    """Holds resampled output to the input's length: never more output than
+    input samples seen so far (the excess waits), and at the end exactly as
+    many (cut, or completed with zeros where resampling came up short)."""
+
+    def __init__(self, instruments, channels):
+        self.received = 0  # input samples, counted by Separator._model_blocks
+        self.emitted = 0
+        self.channels = channels
+        self.pending = {n: np.zeros((0, channels), np.float32) for n in instruments}
+
+    def take(self, out, last):
+        joined = {n: np.concatenate([self.pending[n], v]) if len(self.pending[n]) else v for n, v in out.items()}
+        allowed = self.received - self.emitted
+        count = len(next(iter(joined.values())))
+        if last and count < allowed:
+            joined = {n: np.concatenate([v, np.zeros((allowed - count, self.channels), np.float32)]) for n, v in joined.items()}
+        ready = {n: v[:allowed] for n, v in joined.items()}
+        self.pending = {n: v[allowed:] for n, v in joined.items()}
+        self.emitted += len(next(iter(ready.values())))
+        return ready
+
+
 class _Reiterable:
     """Blocks that can be read more than once: each iteration calls ``make``."""
 
@@ -521,28 +544,37 @@ class Separator:
         if rate != self.sample_rate:
             to_input = {n: soxr.ResampleStream(self.sample_rate, rate, channels, dtype="float32", quality="HQ") for n in self.instruments}
 
+        # Resampling there and back rounds twice (a few samples, all of them
+        # for a 1-sample input): the output is held to the input's length.
+        length = _SameLength(self.instruments, channels) if to_input is not None else None
+
         def finish(out, last):
             if to_input is None:
                 return out
-            return {n: to_input[n].resample_chunk(v, last=last) for n, v in out.items()}
+            return length.take({n: to_input[n].resample_chunk(v, last=last) for n, v in out.items()}, last)
 
-        for block, last in self._model_blocks(blocks, rate, name, bar, warn=not self.mwf):
+        for block, last in self._model_blocks(blocks, rate, name, bar, warn=not self.mwf, counter=length):
             out = finish(engine.push(block, final=last), last)
             if last or any(len(v) for v in out.values()):
                 yield out
         if bar is not None:
             bar.close()
 
-    def _model_blocks(self, blocks, rate, name, bar, warn):
+    def _model_blocks(self, blocks, rate, name, bar, warn, counter=None):
         """The input at the model's rate and channels, as ``(block, last)``
-        pairs; the last pair holds what the resampler still had (or None)."""
+        pairs; the last pair holds what the resampler still had (or None).
+        ``counter``, a :class:`_SameLength`, counts the input's samples."""
         import soxr
 
         channels = self.model.channels
         to_model = soxr.ResampleStream(rate, self.sample_rate, channels, dtype="float32", quality="HQ") if rate != self.sample_rate else None
         seen = 0
         for block in blocks:
+            if block is None or len(block) == 0:
+                continue  # a reader may hand over nothing now and then
             block = audio.check_waveform(block, name)
+            if counter is not None:
+                counter.received += len(block)
             if warn and seen == 0 and block.shape[1] > channels:
                 warnings.warn(
                     f"{name}: {block.shape[1]} channels; separating the first {channels} (as Spleeter and "
