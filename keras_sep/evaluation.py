@@ -94,23 +94,31 @@ def folder_tracks(root, subset="test", targets=None, sample_rate=44100):
     target to the stems summed for it (default: every stem as itself). The
     mixture is the file if present, else the sum of all stems.
     """
+    from keras_sep.data.stems import MIXTURE, find_tracks
+
     folder = os.path.join(root, subset)
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"{folder}: no such folder (expected ROOT/{subset}/<track>/<stem>.wav)")
-    for track in sorted(os.listdir(folder)):
+    # Track folders with audio in them; other files and hidden ones are skipped.
+    for track, files in find_tracks(root, subset).items():
         path = os.path.join(folder, track)
-        stems = {
-            os.path.splitext(f)[0]: os.path.join(path, f)
-            for f in sorted(os.listdir(path))
-            if f.endswith((".wav", ".flac")) and not f.startswith("mixture")
-        }
+        stems = {n: p for n, p in files.items() if n != MIXTURE}
+        if not stems:
+            raise ValueError(f"{path}: no stem files besides the mixture")
+        groups = targets or {n: [n] for n in stems}
+        for target, members in groups.items():
+            missing = [m for m in members if m not in stems]
+            if missing:
+                raise ValueError(f"{path}: no stem {missing} for target {target!r} (it has {sorted(stems)})")
         loaded = {n: audio.load(p, sample_rate)[0] for n, p in stems.items()}
-        groups = targets or {n: [n] for n in loaded}
-        sources = {t: sum(loaded[s] for s in members) for t, members in groups.items()}
-        mixture_file = [f for f in os.listdir(path) if f.startswith("mixture.")]
-        if mixture_file:
-            mixture = audio.load(os.path.join(path, mixture_file[0]), sample_rate)[0]
-        else:
+        mixture = audio.load(files[MIXTURE], sample_rate)[0] if MIXTURE in files else None
+        lengths = {n: len(v) for n, v in loaded.items()}
+        if mixture is not None:
+            lengths[MIXTURE] = len(mixture)
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"{path}: stems differ in length {lengths}")
+        sources = {t: sum(loaded[m] for m in members) for t, members in groups.items()}
+        if mixture is None:
             mixture = sum(loaded.values())
         yield track, mixture, sources
 

@@ -72,3 +72,29 @@ def test_folder_tracks_groups_stems(tmp_path):
     assert track == "song"
     np.testing.assert_allclose(sources["accompaniment"], stems["drums"] + stems["bass"], atol=1e-6)
     np.testing.assert_allclose(mixture, sum(stems.values()), atol=1e-6)
+
+
+def test_folder_tracks_skips_stray_files_and_names_bad_tracks(tmp_path):
+    rng = np.random.default_rng(4)
+    subset = tmp_path / "test"
+    good = subset / "a_song"
+    good.mkdir(parents=True)
+    for name in ("vocals", "drums"):
+        sf.write(good / f"{name}.wav", rng.uniform(-0.2, 0.2, (800, 2)).astype(np.float32), 8000)
+    (subset / "README.txt").write_text("not a track")  # was a NotADirectoryError
+    (subset / ".hidden").mkdir()
+    (good / "notes.txt").write_text("x")
+    tracks = list(evaluation.folder_tracks(tmp_path, "test", sample_rate=8000))
+    assert [t[0] for t in tracks] == ["a_song"] and sorted(tracks[0][2]) == ["drums", "vocals"]
+
+    with pytest.raises(ValueError, match=r"a_song: no stem \['bass'\] for target 'accompaniment'"):
+        list(evaluation.folder_tracks(tmp_path, "test", {"accompaniment": ["drums", "bass"]}, sample_rate=8000))
+    sf.write(good / "mixture.wav", np.zeros((700, 2), np.float32), 8000)
+    with pytest.raises(ValueError, match="a_song: stems differ in length"):
+        list(evaluation.folder_tracks(tmp_path, "test", sample_rate=8000))
+    only_mix = subset / "b_mix_only"
+    only_mix.mkdir()
+    sf.write(only_mix / "mixture.wav", np.zeros((800, 2), np.float32), 8000)
+    (good / "mixture.wav").unlink()
+    with pytest.raises(ValueError, match="b_mix_only: no stem files besides the mixture"):
+        list(evaluation.folder_tracks(tmp_path, "test", sample_rate=8000))
