@@ -25,6 +25,32 @@ def test_resolve_merges_defaults_file_and_overrides(tmp_path):
         recipes.resolve({"modle": {}})
 
 
+@pytest.mark.parametrize("config, overrides, message", [
+    ({"training": {"epoch": 3}}, [], r"unknown training settings \['epoch'\]"),
+    (None, ["training.epochs=abc"], "training.epochs must be an integer, got 'abc'"),
+    (None, ["training.epochs=0"], "training.epochs must be at least 1, got 0"),
+    (None, ["training.learning_rate=-1"], "training.learning_rate must be > 0"),
+    (None, ["data.augment=1"], "data.augment must be true or false, got 1"),
+    (None, ["training.epochs.x=1"], "override 'training.epochs.x=1': epochs is a value, not a section"),
+    ({"data": [1]}, [], "data must be an object of settings"),
+    ([1, 2], [], "a config is a JSON object of sections, got list"),
+])
+def test_resolve_names_bad_settings(config, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        recipes.resolve(config, overrides)
+
+
+def test_resolve_names_a_bad_file(tmp_path):
+    (tmp_path / "broken.json").write_text('{"training": {"epochs": 3}')
+    (tmp_path / "typo.json").write_text('{"training": {"epoch": 3}}')
+    for name, message in [("missing.json", "no such config file"), ("broken.json", "not valid JSON"),
+                          ("typo.json", "unknown training settings")]:
+        path = str(tmp_path / name)
+        with pytest.raises(ValueError) as error:
+            recipes.resolve(path)
+        assert str(error.value).startswith(f"{path}: ") and message in str(error.value)
+
+
 def _stems_folder(root, rate=8000):
     rng = np.random.default_rng(0)
     t = np.arange(2 * rate) / rate
