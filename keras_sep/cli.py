@@ -124,7 +124,11 @@ def _train(args):
     except (OSError, ValueError) as error:
         _fail(error)
         return 2
-    separator, history = recipes.train(config, args.output)
+    try:
+        separator, history = recipes.train(config, args.output)
+    except recipes.ConfigError as error:
+        _fail(error)
+        return 2
     print(f"trained separator: {os.path.join(args.output, 'separator.keras')}")
     print(f"resolved config:   {os.path.join(args.output, 'config.json')}")
     print(f"final loss: {history['loss'][-1]:.5f}" + (f", val_loss: {history['val_loss'][-1]:.5f}" if "val_loss" in history else ""))

@@ -22,8 +22,13 @@ MUSDB-layout folder at ``data.root``) or ``"musdb"`` (MUSDB18 at
 ``data.root`` through the musdb package).
 """
 import copy
+import inspect
 import json
 import os
+
+class ConfigError(ValueError):
+    """A configuration that cannot be built: its model, preset or data."""
+
 
 DEFAULTS = {
     "model": {"preset": "spleeter:2stems", "pretrained": False, "overrides": {}},
@@ -144,7 +149,19 @@ def build_separator(model_config):
 
     preset = model_config["preset"]
     overrides = dict(model_config.get("overrides") or {})
-    signal = dict(pretrained.get_preset(preset)["signal"], **overrides.pop("signal", {}))
+    signal_overrides = overrides.pop("signal", {})
+    # Keras models take unknown keyword arguments silently: a misspelt
+    # override would train the preset's architecture without a word.
+    for given, cls, where in ((overrides, UNetSeparator, "model.overrides"),
+                              (signal_overrides, WaveformSeparator, "model.overrides.signal")):
+        known = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs", "spectrogram_model"}
+        if not isinstance(given, dict):
+            raise ValueError(f"{where} must be an object of settings, got {given!r}")
+        unknown = sorted(set(given) - known)
+        if unknown:
+            extra = ", and signal" if cls is UNetSeparator else ""
+            raise ValueError(f"unknown {where} {unknown}; expected some of {sorted(known)}{extra}")
+    signal = dict(pretrained.get_preset(preset)["signal"], **signal_overrides)
     if model_config.get("pretrained"):
         if overrides:
             raise ValueError(f"pretrained models cannot change their architecture, got overrides {sorted(overrides)}")
@@ -203,15 +220,18 @@ def train(config, output_dir):
     """Run a resolved configuration; returns ``(separator, history)``."""
     from keras_sep import training
 
-    os.makedirs(output_dir, exist_ok=True)
     settings = config["training"]
-    precision = training.set_precision(settings["precision"])
-    separator = build_separator(config["model"])
-    if config["model"].get("pretrained"):
-        training.inference_mode_batch_norm(separator.spectrogram_model)
-    if settings["freeze_encoder"]:
-        training.freeze_encoder(separator.spectrogram_model)
-    train_ds, valid_ds = datasets(config["data"], separator)
+    try:  # what the configuration names: the model, its preset, the data
+        precision = training.set_precision(settings["precision"])
+        separator = build_separator(config["model"])
+        if config["model"].get("pretrained"):
+            training.inference_mode_batch_norm(separator.spectrogram_model)
+        if settings["freeze_encoder"]:
+            training.freeze_encoder(separator.spectrogram_model)
+        train_ds, valid_ds = datasets(config["data"], separator)
+        os.makedirs(output_dir, exist_ok=True)
+    except (ValueError, TypeError, OSError) as error:
+        raise ConfigError(str(error)) from error
     net, history = training.fit_separator(
         separator.spectrogram_model, train_ds, valid_ds, epochs=settings["epochs"],
         steps_per_epoch=settings["steps_per_epoch"], validation_steps=settings["validation_steps"],

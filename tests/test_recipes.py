@@ -1,5 +1,6 @@
 """keras-sep train: configuration merging and a tiny end-to-end run."""
 import json
+import re
 
 import keras
 import numpy as np
@@ -95,3 +96,23 @@ def test_cli_train_writes_a_usable_separator(tmp_path, capsys):
     wave = np.random.default_rng(1).uniform(-0.3, 0.3, (4000, 2)).astype(np.float32)
     stems = Separator(separator).separate(wave, sample_rate=8000)
     assert stems["vocals"].shape == wave.shape
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["model.overrides.filterz=[4,8]"], r"unknown model.overrides \['filterz'\]; expected some of \[.*'filters'"),
+    (["model.overrides.signal.hop=3"], r"unknown model.overrides.signal \['hop'\]"),
+    (["model.preset=spleeter:9stems"], "unknown preset 'spleeter:9stems'"),
+    (["data.source=folder"], "data.source='folder' needs data.root"),
+    (["training.precision=fp8"], "precision must be one of"),
+])
+def test_cli_train_stops_on_what_cannot_be_built(overrides, message, tmp_path, capsys):
+    """Setup errors are one line and exit 2, before any output; a misspelt
+    architecture override is one (Keras would have ignored it)."""
+    args = ["train", "-o", str(tmp_path / "run")]
+    for text in overrides:
+        args += ["--set", text]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("keras-sep: ")
+    assert re.search(message, err), err
+    assert not (tmp_path / "run").exists()
