@@ -230,3 +230,11 @@ def test_mixed_precision_model_uses_the_keras_layers():
     assert sep._inference_network(1) is None
     stems = sep.separate(np.zeros((700, 2), "float32"), sample_rate=8000)
     assert stems["vocals"].dtype == np.float32 and stems["vocals"].shape == (700, 2)
+
+
+def test_misspelt_argument_is_an_error():
+    """Keras' functional models swallow unknown keyword arguments; ours do not."""
+    with pytest.raises(TypeError, match=r"unknown arguments \['filterz'\]"):
+        UNetSeparator(filters=(4, 8), filterz=(4, 8), bins=32, frames=16)
+    net = UNetSeparator(filters=(4, 8), bins=32, frames=16, name="named", trainable=False)
+    assert net.name == "named" and UNetSeparator.from_config(net.get_config()).filters == (4, 8)

@@ -94,6 +94,11 @@ class UNetSeparator(keras.Model):
         batch_norm_epsilon=1e-3,
         **kwargs,
     ):
+        # Keras' functional models take unknown keyword arguments silently:
+        # a misspelt option (filterz=...) would build the defaults unnoticed.
+        unknown = sorted(set(kwargs) - {"name", "trainable", "dtype"})
+        if unknown:
+            raise TypeError(f"UNetSeparator got unknown arguments {unknown}")
         instruments = tuple(instruments)
         filters = tuple(int(f) for f in filters)
         if not instruments or len(set(instruments)) != len(instruments):
