@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_sep import models
 from keras_sep.layers import AdditiveGaussianNoise, MaskingNoise, TiedDense
 from keras_sep.models import (
     PCA,
@@ -285,3 +286,19 @@ def test_mixed_precision(build, shape):
         loss = tf.reduce_mean(tf.square(tf.cast(model(x, training=True), "float32") - x))
     grads = tape.gradient(loss, model.trainable_weights)
     assert all(g is not None and np.all(np.isfinite(np.asarray(g))) for g in grads)
+
+
+@pytest.mark.parametrize("build", [
+    lambda: models.dense_autoencoder(16, bogus=1),
+    lambda: models.deep_autoencoder(16, hidden=(8,), code_dim=4, bogus=1),
+    lambda: models.conv_autoencoder((16, 16, 1), bogus=1),
+    lambda: models.denoising_autoencoder(models.dense_autoencoder(16), keras.layers.GaussianNoise(0.1), bogus=1),
+    lambda: models.encoder_decoder((16, 16, 1), 3, bogus=1),
+    lambda: models.unet((16, 16, 1), 3, bogus=1),
+    lambda: models.unet_separator(filters=(4, 8), bins=32, frames=16, bogus=1),
+])
+def test_misspelt_builder_argument_is_an_error(build):
+    """Keras' functional models swallow unknown keyword arguments: a typo
+    would build the defaults without a word. Ours raise."""
+    with pytest.raises(TypeError, match=r"got unknown arguments \['bogus'\]"):
+        build()

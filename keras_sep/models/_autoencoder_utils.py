@@ -9,6 +9,18 @@ import keras
 import numpy as np
 
 
+# What a functional model's constructor may pass on to keras.Model.
+_MODEL_KWARGS = {"name", "trainable", "dtype"}
+
+
+def check_model_kwargs(cls, kwargs):
+    """TypeError for keyword arguments a Keras functional model would
+    swallow silently (a misspelt ``filterz=`` builds the defaults)."""
+    unknown = sorted(set(kwargs) - _MODEL_KWARGS)
+    if unknown:
+        raise TypeError(f"{cls.__name__} got unknown arguments {unknown}")
+
+
 def chain_model(layers, input_shape, name):
     """Functional model applying ``layers`` one after the other."""
     inputs = keras.Input(shape=tuple(input_shape), name=f"{name}_input")

@@ -10,6 +10,7 @@ from keras_sep.models._autoencoder_utils import (
     CodecMixin,
     cached_submodel,
     chain_model,
+    check_model_kwargs,
     check_units,
 )
 
@@ -161,6 +162,7 @@ class ConvAutoencoder(CodecMixin, keras.Model):
         code_shape = tuple(x.shape[1:])
         for layer in decoder_layers:
             x = layer(x)
+        check_model_kwargs(type(self), kwargs)
         super().__init__(inputs=inputs, outputs=x, **kwargs)
 
         # === Config ===

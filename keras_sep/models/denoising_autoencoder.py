@@ -1,7 +1,7 @@
 """Denoising autoencoder: corruption inside the model, clean targets outside."""
 import keras
 
-from keras_sep.models._autoencoder_utils import CodecMixin
+from keras_sep.models._autoencoder_utils import CodecMixin, check_model_kwargs
 
 
 @keras.saving.register_keras_serializable(package="keras_sep")
@@ -67,6 +67,7 @@ class DenoisingAutoencoder(CodecMixin, keras.Model):
             raise ValueError(f"corruption must be a keras Layer, got {corruption!r}")
         inputs = keras.Input(shape=tuple(autoencoder.inputs[0].shape[1:]), name="inputs")
         outputs = autoencoder(corruption(inputs))
+        check_model_kwargs(type(self), kwargs)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.autoencoder = autoencoder
         self.corruption = corruption

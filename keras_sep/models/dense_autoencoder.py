@@ -6,6 +6,7 @@ from keras_sep.models._autoencoder_utils import (
     CodecMixin,
     cached_submodel,
     chain_model,
+    check_model_kwargs,
     check_units,
 )
 
@@ -122,6 +123,7 @@ class DenseAutoencoder(CodecMixin, keras.Model):
             decoder_layers.append(layer)
             x = layer(x)
 
+        check_model_kwargs(type(self), kwargs)
         super().__init__(inputs=inputs, outputs=x, **kwargs)
 
         # === Config ===

@@ -6,7 +6,7 @@ from keras_sep.layers.conv_transpose_block import Conv2DTransposeBlock
 from keras_sep.layers.max_pooling_argmax import MaxPoolingWithArgmax2D
 from keras_sep.layers.max_unpooling import MaxUnpooling2D
 from keras_sep.layers.upsampling import Upsampling2D
-from keras_sep.models._autoencoder_utils import check_units
+from keras_sep.models._autoencoder_utils import check_model_kwargs, check_units
 
 UPSAMPLING = ("unpool", "transpose", "nearest", "bilinear", "bed_of_nails")
 
@@ -157,6 +157,7 @@ class EncoderDecoder(keras.Model):
         outputs = keras.layers.Conv2D(
             num_classes, 1, activation="softmax", name="classifier"
         )(x)
+        check_model_kwargs(type(self), kwargs)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
         # === Config ===

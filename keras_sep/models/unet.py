@@ -4,7 +4,7 @@ import keras
 from keras_sep.layers.conv_block import Conv2DBlock
 from keras_sep.layers.conv_transpose_block import Conv2DTransposeBlock
 from keras_sep.layers.upsampling import Upsampling2D
-from keras_sep.models._autoencoder_utils import check_units
+from keras_sep.models._autoencoder_utils import check_model_kwargs, check_units
 
 PADDINGS = ("same", "valid")
 UPSAMPLING = ("transpose", "nearest", "bilinear")
@@ -179,6 +179,7 @@ class UNet(keras.Model):
 
         # === Per-pixel classifier ===
         outputs = keras.layers.Conv2D(num_classes, 1, activation="softmax", name="classifier")(x)
+        check_model_kwargs(type(self), kwargs)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
         # === Config ===

@@ -3,6 +3,7 @@ import keras
 
 from keras_sep.layers.conv_block import Conv2DBlock
 from keras_sep.layers.conv_transpose_block import Conv2DTransposeBlock
+from keras_sep.models._autoencoder_utils import check_model_kwargs
 
 _ACTIVATIONS = ("leaky_relu", "relu", "elu")
 
@@ -94,11 +95,7 @@ class UNetSeparator(keras.Model):
         batch_norm_epsilon=1e-3,
         **kwargs,
     ):
-        # Keras' functional models take unknown keyword arguments silently:
-        # a misspelt option (filterz=...) would build the defaults unnoticed.
-        unknown = sorted(set(kwargs) - {"name", "trainable", "dtype"})
-        if unknown:
-            raise TypeError(f"UNetSeparator got unknown arguments {unknown}")
+        check_model_kwargs(type(self), kwargs)
         instruments = tuple(instruments)
         filters = tuple(int(f) for f in filters)
         if not instruments or len(set(instruments)) != len(instruments):
