@@ -110,10 +110,11 @@ def _plot_path(path, outputs):
     stems have one of the track's name (the default format: OUT/TRACK.png),
     else in the stems' common folder."""
     track = os.path.splitext(os.path.basename(path))[0]
-    folder = os.path.commonpath([os.path.dirname(os.path.abspath(t)) for t in outputs])
+    # The outputs all start with OUTPUT, so their folders share its form.
+    folder = os.path.commonpath([os.path.dirname(os.path.normpath(t)) for t in outputs])
     if os.path.basename(folder) == track:
         folder = os.path.dirname(folder)
-    return os.path.join(os.path.relpath(folder) if not os.path.isabs(outputs[0]) else folder, f"{track}.png")
+    return os.path.join(folder, f"{track}.png")
 
 
 def _train(args):
