@@ -570,7 +570,7 @@ class Separator:
         to_model = soxr.ResampleStream(rate, self.sample_rate, channels, dtype="float32", quality="HQ") if rate != self.sample_rate else None
         seen = 0
         for block in blocks:
-            if block is None or len(block) == 0:
+            if block is None or np.shape(block)[:1] == (0,):
                 continue  # a reader may hand over nothing now and then
             block = audio.check_waveform(block, name)
             if counter is not None:
