@@ -302,9 +302,9 @@ def _import_keras_lean():
     matplotlib imports; afterwards both import as usual (``--plot`` loads
     matplotlib when it draws). Nothing is changed if Keras or either module
     is imported already."""
-    names = [name for name in _KERAS_OPTIONAL_IMPORTS if name not in sys.modules]
     if "keras" in sys.modules:
         return
+    names = [name for name in _KERAS_OPTIONAL_IMPORTS if name not in sys.modules]
     for name in names:
         sys.modules[name] = None  # makes Keras' "try: import ..." take its fallback
     try:
