@@ -1,7 +1,5 @@
 """PNG figures of a separation: mixture spectrogram, masks and stems."""
-import contextlib
 import os
-import tempfile
 
 import numpy as np
 
@@ -71,18 +69,8 @@ def plot_separation(mixture, stems, sample_rate, path):
 def _save_atomically(figure, path):
     """``figure.savefig`` under a temporary name in the same folder, renamed
     into place when complete: never a half-written PNG."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=".partial-", suffix=".png", dir=folder)
-    os.close(fd)
-    try:
-        figure.savefig(temp, dpi=80, format="png")
-        os.chmod(temp, 0o666 & ~audio._umask())  # as any new file, not mkstemp's 0600
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(temp)
-        raise
+    with audio.publishing(path) as temporary:
+        figure.savefig(temporary, dpi=80, format="png")
 
 
 def plot_files(mixture_path, stem_paths, path, offset=0.0, duration=None):

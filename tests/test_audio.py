@@ -101,6 +101,78 @@ def test_failed_write_removes_only_the_folders_it_made(tmp_path):
     assert sorted(os.listdir(kept / "new")) == ["other.txt"]
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
+def test_publishing_renames_the_finished_file_with_the_umask_permissions(tmp_path, umask, mode):
+    target = tmp_path / "figure.png"
+    old = os.umask(umask)
+    try:
+        with audio.publishing(target) as temporary:
+            # Written beside the target under another name, private until done.
+            assert os.path.dirname(temporary) == str(tmp_path) and not target.exists()
+            assert stat.S_IMODE(os.stat(temporary).st_mode) == 0o600
+            with open(temporary, "wb") as handle:
+                handle.write(b"complete")
+    finally:
+        os.umask(old)
+    assert os.listdir(tmp_path) == ["figure.png"] and target.read_bytes() == b"complete"
+    assert stat.S_IMODE(os.stat(target).st_mode) == mode
+
+
+def test_publishing_failure_leaves_no_file_and_no_folder_it_made(tmp_path):
+    kept = tmp_path / "kept.txt"
+    kept.write_text("old")
+    with pytest.raises(KeyboardInterrupt):
+        with audio.publishing(kept) as temporary:
+            with open(temporary, "w") as handle:
+                handle.write("half")
+            raise KeyboardInterrupt  # not only Exception: an interrupt too
+    assert os.listdir(tmp_path) == ["kept.txt"] and kept.read_text() == "old"
+    with pytest.raises(RuntimeError, match="interrupted"):
+        with audio.publishing(tmp_path / "new" / "deeper" / "a.png"):
+            raise RuntimeError("interrupted")
+    assert os.listdir(tmp_path) == ["kept.txt"]
+
+
+def test_publishing_that_cannot_rename_removes_the_temporary_file(tmp_path):
+    target = tmp_path / "taken"
+    target.mkdir()
+    (target / "inside").write_text("x")  # a non-empty folder cannot be replaced
+    with pytest.raises(OSError):
+        with audio.publishing(target) as temporary:
+            with open(temporary, "w") as handle:
+                handle.write("done")
+    assert os.listdir(tmp_path) == ["taken"] and os.listdir(target) == ["inside"]
+
+
+def test_encoder_that_cannot_open_or_finish_leaves_nothing(tmp_path, monkeypatch):
+    opened = sf.SoundFile
+
+    class FailsToFinish:
+        def __init__(self, *args, **kwargs):
+            self._file = opened(*args, **kwargs)
+
+        def write(self, block):
+            self._file.write(block)
+
+        def close(self):
+            self._file.close()
+            raise RuntimeError("disk full\n  at close")
+
+    def fails_to_open(*args, **kwargs):
+        raise RuntimeError("no encoder")
+
+    target = tmp_path / "new" / "out.wav"
+    monkeypatch.setattr(sf, "SoundFile", fails_to_open)
+    with pytest.raises(audio.AudioError, match=r"out\.wav: cannot write wav \(no encoder\)$"):
+        audio.save(target, np.zeros((10, 2), np.float32), 8000)
+    assert os.listdir(tmp_path) == []
+    monkeypatch.setattr(sf, "SoundFile", FailsToFinish)
+    with pytest.raises(audio.AudioError, match=r"out\.wav: cannot write wav \(disk full at close\)$"):
+        audio.save(target, np.zeros((10, 2), np.float32), 8000)
+    assert os.listdir(tmp_path) == []
+
+
 @pytest.mark.parametrize(
     "make, message",
     [
