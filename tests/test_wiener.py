@@ -1,7 +1,5 @@
 """Multichannel Wiener filtering (``mwf=True``, Spleeter's ``--mwf``) against
 norbert, the NumPy library Spleeter calls for it, on the whole song."""
-import os
-
 import norbert
 import numpy as np
 import pytest
@@ -186,11 +184,12 @@ def test_stream_needs_reiterable_blocks(model):
 def test_spleeter_weights_equal_norbert_on_the_whole_song():
     """Deezer's weights, Spleeter's example: our streamed --mwf against the
     whole-song reference (our network, norbert, Spleeter's signal path)."""
-    from conftest import SPLEETER_DATA
+    from conftest import spleeter_reference
     from keras_sep import pretrained
 
     model = pretrained.load_model("spleeter:2stems")
-    wave = np.tile(np.load(os.path.join(SPLEETER_DATA, "input_waveform.npy")), (2, 1))  # two chunks
+    excerpt = spleeter_reference()["mixture"]  # one second of Spleeter's example
+    wave = np.tile(excerpt, (14, 1))  # 14 s: two of Spleeter's 11.9 s chunks
     ours = Separator(model, chunking="spleeter", mwf=True).separate(wave)
     reference = whole_song_mwf(model, wave)
     for name in model.instruments:
