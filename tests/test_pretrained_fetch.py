@@ -44,11 +44,11 @@ def _read(folder):
 def test_archive_source_is_verified_and_cached(fake_preset, tmp_path):
     import pathlib
 
-    folder = pathlib.Path(pretrained.fetch_files("test:2stems", verbose=False))
+    folder = pathlib.Path(pretrained.fetch_files("test:2stems"))
     assert _read(folder) == FILES
     # Second call: served from the cache even with the archive gone.
     fake_preset[1].unlink()
-    assert pretrained.fetch_files("test:2stems", verbose=False) == str(folder)
+    assert pretrained.fetch_files("test:2stems") == str(folder)
 
 
 def test_local_directory_comes_first(fake_preset, tmp_path):
@@ -59,7 +59,7 @@ def test_local_directory_comes_first(fake_preset, tmp_path):
     for name, data in FILES.items():
         (local / name).write_bytes(data)
     fake_preset[1].unlink()  # the archive is not needed
-    folder = pretrained.fetch_files("test:2stems", local_dir=str(local.parent), verbose=False)
+    folder = pretrained.fetch_files("test:2stems", local_dir=str(local.parent))
     assert _read(pathlib.Path(folder)) == FILES
 
 
@@ -70,7 +70,7 @@ def test_corrupted_sources_give_a_clear_error(fake_preset, tmp_path):
         (local / name).write_bytes(data[:-1] + b"!")  # one byte changed
     fake_preset[0]["test:2stems"]["checkpoint"]["url"] = (tmp_path / "missing.tar.gz").as_uri()
     with pytest.raises(pretrained.PretrainedError) as error:
-        pretrained.fetch_files("test:2stems", local_dir=str(local), verbose=False)
+        pretrained.fetch_files("test:2stems", local_dir=str(local))
     message = str(error.value)
     assert "sha256 mismatch" in message and "missing.tar.gz" in message
     # Nothing half-fetched is left to be trusted later.
@@ -80,9 +80,9 @@ def test_corrupted_sources_give_a_clear_error(fake_preset, tmp_path):
 def test_corrupted_cache_is_fetched_again(fake_preset):
     import pathlib
 
-    folder = pathlib.Path(pretrained.fetch_files("test:2stems", verbose=False))
+    folder = pathlib.Path(pretrained.fetch_files("test:2stems"))
     (folder / "model.index").write_bytes(b"tampered")
-    pretrained.fetch_files("test:2stems", verbose=False)
+    pretrained.fetch_files("test:2stems")
     assert _read(folder) == FILES
 
 

@@ -7,7 +7,7 @@ import soundfile as sf
 
 from keras_sep import audio
 from keras_sep.models import UNetSeparator, WaveformSeparator
-from keras_sep.separator import Separator
+from keras_sep.separation import Separator
 
 RATE = 8000
 
@@ -55,13 +55,13 @@ def test_streaming_feeds_whole_batches(model, chunking):
     wave = _noise(9001, seed=5)
     sep = Separator(model, chunking=chunking, batch_size=3)
     sizes = []
-    run = sep._run_segments
+    pipeline = sep._pipelines.pipeline
 
-    def recording(segments, weights, batch=None):
-        sizes.append(len(segments))
-        return run(segments, weights, batch)
+    def recording(batch):
+        run = pipeline(batch)
+        return lambda segments, weights: sizes.append(len(segments)) or run(segments, weights)
 
-    sep._run_segments = recording
+    sep._pipelines.pipeline = recording
     blocks = (wave[i : i + 100] for i in range(0, len(wave), 100))
     streamed = {}
     for out in sep.stream(blocks, RATE):
@@ -76,9 +76,9 @@ def test_streaming_feeds_whole_batches(model, chunking):
 
 
 def test_outputs_in_memory_maps_equal_the_whole_signal(model, monkeypatch):
-    from keras_sep import separator
+    from keras_sep.separation import outputs
 
-    monkeypatch.setattr(separator, "_MAPPED_OUTPUT_BYTES", 0)
+    monkeypatch.setattr(outputs, "_MAPPED_OUTPUT_BYTES", 0)
     wave = _noise(5000, seed=11)
     streamed = Separator(model).separate(wave, sample_rate=RATE)
     whole = _graph(model, wave, model.overlap_frames)
@@ -89,11 +89,11 @@ def test_outputs_in_memory_maps_equal_the_whole_signal(model, monkeypatch):
 
 
 def test_outputs_grow_when_more_samples_come_than_expected(model, monkeypatch):
-    from keras_sep import separator
+    from keras_sep.separation import outputs
 
-    real = separator._output_array
+    real = outputs.output_array
     # Only the first allocation (the expected length) falls short.
-    monkeypatch.setattr(separator, "_output_array", lambda frames, channels: real(frames // 3 if frames == 5000 else frames, channels))
+    monkeypatch.setattr(outputs, "output_array", lambda frames, channels: real(frames // 3 if frames == 5000 else frames, channels))
     wave = _noise(5000, seed=12)
     streamed = Separator(model).separate(wave, sample_rate=RATE)
     whole = _graph(model, wave, model.overlap_frames)
@@ -103,10 +103,10 @@ def test_outputs_grow_when_more_samples_come_than_expected(model, monkeypatch):
 
 @pytest.mark.parametrize("spare", [1 << 18, 5])
 def test_block_size_does_not_change_the_output(model, spare, monkeypatch):
-    from keras_sep import separator
+    from keras_sep.separation import engine
 
     # A tiny spare room makes the input buffer both compact and grow.
-    monkeypatch.setattr(separator._ChunkStream, "spare", spare)
+    monkeypatch.setattr(engine.ChunkStream, "spare", spare)
     wave = _noise(6000, seed=3)
     sep = Separator(model, batch_size=1)
     reference = _graph(model, wave, model.overlap_frames)
@@ -283,7 +283,9 @@ def test_file_to_file_runs_one_chunk_per_call_unless_told(model, tmp_path, monke
     (flat memory from the shortest file up); an explicit size holds for both."""
     from keras_sep import audio
 
-    monkeypatch.setattr(Separator, "_tuned_batch_size", lambda self: 4)  # as timing might choose
+    from keras_sep.separation import pipelines
+
+    monkeypatch.setattr(pipelines.Pipelines, "tuned_batch_size", lambda self: 4)  # as timing might choose
 
     wave = _noise(9001, seed=8)
     path = str(tmp_path / "song.wav")
@@ -291,13 +293,13 @@ def test_file_to_file_runs_one_chunk_per_call_unless_told(model, tmp_path, monke
     for given, expected in ((None, {1}), (3, {3})):
         sep = Separator(model, batch_size=given)
         batches = []
-        run = sep._run_segments
+        pipeline = sep._pipelines.pipeline
 
-        def recording(segments, weights, batch=None, run=run):
+        def recording(batch, pipeline=pipeline):
             batches.append(batch)
-            return run(segments, weights, batch)
+            return pipeline(batch)
 
-        sep._run_segments = recording
+        sep._pipelines.pipeline = recording
         targets = sep.separate_to_file(path, str(tmp_path / f"out{given}"))
         assert set(batches) == expected
         assert sep.batch_size == (given or 4)  # what arrays get

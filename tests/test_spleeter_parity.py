@@ -10,7 +10,7 @@ import pytest
 
 from conftest import SPLEETER_DATA
 from keras_sep import pretrained
-from keras_sep.separator import Separator
+from keras_sep.separation import Separator
 
 pytestmark = pytest.mark.slow
 
