@@ -89,3 +89,53 @@ def test_corrupted_cache_is_fetched_again(fake_preset):
 def test_unknown_preset_lists_the_known_ones():
     with pytest.raises(ValueError, match="spleeter:2stems"):
         pretrained.get_preset("spleeter:7stems")
+
+
+def test_fetching_is_logged_not_printed(fake_preset, tmp_path, caplog, capsys):
+    import logging
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for name, data in FILES.items():
+        (bad / name).write_bytes(data + b"!")
+    with caplog.at_level(logging.INFO, logger="keras_sep.pretrained"):
+        pretrained.fetch_files("test:2stems", local_dir=str(bad))
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "keras_sep.pretrained"]
+    assert messages[0] == ("INFO", f"fetching test:2stems from directory {bad}")
+    assert messages[1][0] == "WARNING" and "sha256 mismatch" in messages[1][1]
+    assert messages[2] == ("INFO", f"fetching test:2stems from {fake_preset[1].as_uri()}")
+    assert len(messages) == 3
+    assert capsys.readouterr() == ("", "")
+
+
+def test_load_model_takes_model_files_and_says_what_is_wrong_with_them(tmp_path):
+    (tmp_path / "text.keras").write_text("not a model")
+    (tmp_path / "folder.keras").mkdir()
+    for name, message in [
+        ("missing.keras", "no such model file (or preset)"),
+        ("text.keras", "not a .keras model file (Keras' zip archive)"),
+        ("folder.keras", "is a directory, not a .keras model file"),
+    ]:
+        path = tmp_path / name
+        with pytest.raises(ValueError) as error:
+            pretrained.load_model(path)
+        assert str(error.value) == f"{path}: {message}"
+    with pytest.raises(ValueError, match=r"unknown preset 'spleeter:7stems'; available: .*spleeter:2stems"):
+        pretrained.load_model("spleeter:7stems")
+
+
+def test_load_model_loads_a_saved_separator(tmp_path):
+    import keras
+    import numpy as np
+
+    from keras_sep.models import UNetSeparator, WaveformSeparator
+
+    keras.utils.set_random_seed(3)
+    net = UNetSeparator(filters=(4, 8), bins=16, frames=16, name="tiny")
+    model = WaveformSeparator(net, sample_rate=8000, frame_length=64, frame_step=16, overlap_frames=4)
+    model.save(tmp_path / "tiny.keras")
+    loaded = pretrained.load_model(str(tmp_path / "tiny.keras"))
+    assert isinstance(loaded, WaveformSeparator)
+    for saved, restored in zip(net.get_weights(), loaded.spectrogram_model.get_weights()):
+        np.testing.assert_array_equal(saved, restored)
+
