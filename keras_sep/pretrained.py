@@ -122,7 +122,7 @@ def fetch_files(name, local_dir=None):
     """Fetch and verify the files of preset or asset ``name``; return their folder.
 
     Each source tried is logged (``INFO`` on this module's logger), and so
-    is each failure (``WARNING``) when a later source may still succeed.
+    is each source that failed (``WARNING``: a later one may still succeed).
     """
     spec = get_preset(name)
     spec = spec.get("checkpoint", spec)
