@@ -32,7 +32,7 @@ def main():
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from keras_sep import pretrained
-    from keras_sep.separator import Separator
+    from keras_sep.separation import Separator
 
     model = pretrained.load_model("spleeter:2stems")
     hop, frames = model.frame_step, model.chunk_frames

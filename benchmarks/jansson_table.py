@@ -93,7 +93,7 @@ def training_pairs(root, targets, separator, args):
 
 def train_and_score(name, skip_connections, root, targets, tracks, args):
     from keras_sep import evaluation, training
-    from keras_sep.separator import Separator
+    from keras_sep.separation import Separator
 
     separator = build_separator(args, skip_connections)
     net = separator.spectrogram_model

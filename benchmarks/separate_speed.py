@@ -59,7 +59,7 @@ def worker(args):
     import tensorflow as tf
 
     from keras_sep import pretrained
-    from keras_sep.separator import Separator
+    from keras_sep.separation import Separator
 
     model = pretrained.load_model("spleeter:2stems")
     if args.mode == "file":

@@ -120,7 +120,7 @@ def test_tracks(root, targets, args, sample_rate):
 
 def score(model, tracks, oracles):
     from keras_sep import evaluation
-    from keras_sep.separator import Separator
+    from keras_sep.separation import Separator
 
     separator = Separator(model, progress=False)
     rate = model.sample_rate

@@ -12,6 +12,7 @@ import os
 import numpy as np
 
 from keras_sep import audio, plotting, pretrained
+from keras_sep.separation import Separator
 
 
 def main():
@@ -22,7 +23,7 @@ def main():
     args = parser.parse_args()
 
     song = args.song or pretrained.fetch_asset("audio_example.mp3")
-    separator = pretrained.load("spleeter:2stems", chunking=args.chunking)
+    separator = Separator.from_preset("spleeter:2stems", chunking=args.chunking)
     mixture, rate = audio.load(song)
     stems = separator.separate(mixture, sample_rate=rate)
 

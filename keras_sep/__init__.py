@@ -28,12 +28,12 @@ _SUBMODULES = (
     "data",
     "losses",
     "training",
-    "separator",
+    "separation",
     "evaluation",
     "pretrained",
     "export",
 )
-_ATTRIBUTES = {"Separator": "separator"}
+_ATTRIBUTES = {"Separator": "separation"}
 
 
 def __getattr__(name):

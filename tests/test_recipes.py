@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 
 from keras_sep import cli, recipes
-from keras_sep.separator import Separator
+from keras_sep.separation import Separator
 
 
 def test_resolve_merges_defaults_file_and_overrides(tmp_path):

@@ -7,7 +7,7 @@ import soundfile as sf
 
 from keras_sep import audio
 from keras_sep.models import UNetSeparator, WaveformSeparator
-from keras_sep.separator import Separator
+from keras_sep.separation import Separator
 
 RATE = 8000
 
@@ -55,13 +55,13 @@ def test_streaming_feeds_whole_batches(model, chunking):
     wave = _noise(9001, seed=5)
     sep = Separator(model, chunking=chunking, batch_size=3)
     sizes = []
-    run = sep._run_segments
+    pipeline = sep._pipelines.pipeline
 
-    def recording(segments, weights, batch=None):
-        sizes.append(len(segments))
-        return run(segments, weights, batch)
+    def recording(batch):
+        run = pipeline(batch)
+        return lambda segments, weights: sizes.append(len(segments)) or run(segments, weights)
 
-    sep._run_segments = recording
+    sep._pipelines.pipeline = recording
     blocks = (wave[i : i + 100] for i in range(0, len(wave), 100))
     streamed = {}
     for out in sep.stream(blocks, RATE):
@@ -76,9 +76,9 @@ def test_streaming_feeds_whole_batches(model, chunking):
 
 
 def test_outputs_in_memory_maps_equal_the_whole_signal(model, monkeypatch):
-    from keras_sep import separator
+    from keras_sep.separation import outputs
 
-    monkeypatch.setattr(separator, "_MAPPED_OUTPUT_BYTES", 0)
+    monkeypatch.setattr(outputs, "_MAPPED_OUTPUT_BYTES", 0)
     wave = _noise(5000, seed=11)
     streamed = Separator(model).separate(wave, sample_rate=RATE)
     whole = _graph(model, wave, model.overlap_frames)
@@ -89,11 +89,11 @@ def test_outputs_in_memory_maps_equal_the_whole_signal(model, monkeypatch):
 
 
 def test_outputs_grow_when_more_samples_come_than_expected(model, monkeypatch):
-    from keras_sep import separator
+    from keras_sep.separation import outputs
 
-    real = separator._output_array
+    real = outputs.output_array
     # Only the first allocation (the expected length) falls short.
-    monkeypatch.setattr(separator, "_output_array", lambda frames, channels: real(frames // 3 if frames == 5000 else frames, channels))
+    monkeypatch.setattr(outputs, "output_array", lambda frames, channels: real(frames // 3 if frames == 5000 else frames, channels))
     wave = _noise(5000, seed=12)
     streamed = Separator(model).separate(wave, sample_rate=RATE)
     whole = _graph(model, wave, model.overlap_frames)
@@ -103,10 +103,10 @@ def test_outputs_grow_when_more_samples_come_than_expected(model, monkeypatch):
 
 @pytest.mark.parametrize("spare", [1 << 18, 5])
 def test_block_size_does_not_change_the_output(model, spare, monkeypatch):
-    from keras_sep import separator
+    from keras_sep.separation import engine
 
     # A tiny spare room makes the input buffer both compact and grow.
-    monkeypatch.setattr(separator._ChunkStream, "spare", spare)
+    monkeypatch.setattr(engine.ChunkStream, "spare", spare)
     wave = _noise(6000, seed=3)
     sep = Separator(model, batch_size=1)
     reference = _graph(model, wave, model.overlap_frames)
@@ -283,7 +283,9 @@ def test_file_to_file_runs_one_chunk_per_call_unless_told(model, tmp_path, monke
     (flat memory from the shortest file up); an explicit size holds for both."""
     from keras_sep import audio
 
-    monkeypatch.setattr(Separator, "_tuned_batch_size", lambda self: 4)  # as timing might choose
+    from keras_sep.separation import pipelines
+
+    monkeypatch.setattr(pipelines.Pipelines, "tuned_batch_size", lambda self: 4)  # as timing might choose
 
     wave = _noise(9001, seed=8)
     path = str(tmp_path / "song.wav")
@@ -291,13 +293,13 @@ def test_file_to_file_runs_one_chunk_per_call_unless_told(model, tmp_path, monke
     for given, expected in ((None, {1}), (3, {3})):
         sep = Separator(model, batch_size=given)
         batches = []
-        run = sep._run_segments
+        pipeline = sep._pipelines.pipeline
 
-        def recording(segments, weights, batch=None, run=run):
+        def recording(batch, pipeline=pipeline):
             batches.append(batch)
-            return run(segments, weights, batch)
+            return pipeline(batch)
 
-        sep._run_segments = recording
+        sep._pipelines.pipeline = recording
         targets = sep.separate_to_file(path, str(tmp_path / f"out{given}"))
         assert set(batches) == expected
         assert sep.batch_size == (given or 4)  # what arrays get
@@ -328,3 +330,138 @@ def test_cpu_flags_are_read_where_linux_tells_them():
     if os.path.exists("/proc/cpuinfo"):
         assert flags and ({"fpu", "sse2"} <= flags or "fp" in flags)
     assert autotune.has_bfloat16_units() in (True, False, None)
+
+
+# --- the parts under the facade -------------------------------------------
+
+
+def _identity_run(geometry, overlap):
+    """A chunk computation that gives the input back through the engine's
+    overlap-add: each chunk keeps the samples up to the next chunk's start
+    (the last chunk, told by its weights not fading out, keeps all), so
+    every input sample comes from exactly one chunk. "double" is twice that."""
+    hop = geometry.chunk_hop(overlap) * geometry.frame_step
+    calls = []
+
+    def run(segments, weights):
+        calls.append(len(segments))
+        out = np.zeros_like(segments)
+        for row in range(len(segments)):
+            keep = len(segments[row]) if weights[row, -1] == 1.0 else hop
+            out[row, :keep] = segments[row, :keep]
+        return {geometry.instruments[0]: out, geometry.instruments[1]: 2 * out}
+
+    return run, calls
+
+
+@pytest.mark.parametrize("length", [1, 767, 3000, 9001])
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_engine_runs_an_injected_computation_without_a_separator(model, length, batch_size):
+    from keras_sep.separation.engine import ChunkStream
+
+    overlap = model.overlap_frames
+    wave = _noise(length, seed=length)
+    for size in (1, 500, 1 << 20):
+        run, calls = _identity_run(model, overlap)
+        engine = ChunkStream(model, overlap, batch_size, run)
+        parts = [engine.push(wave[i : i + size]) for i in range(0, length, size)] + [engine.push(None, final=True)]
+        first, second = model.instruments
+        np.testing.assert_array_equal(np.concatenate([p[first] for p in parts]), wave)
+        np.testing.assert_array_equal(np.concatenate([p[second] for p in parts]), 2 * wave)
+        assert sum(calls) == model.num_chunks(length, overlap)
+        assert all(count == batch_size for count in calls[:-1])
+
+
+def test_statistics_stream_sums_what_run_returns(model):
+    from keras_sep.separation.engine import StatisticsStream
+
+    overlap = model.overlap_frames
+    wave = _noise(9001, seed=2)
+    wave[4321, 1] = 0.75  # the loudest sample
+
+    def run(segments, weights):
+        return np.full(3, len(segments), np.complex64), weights.sum(axis=0), np.abs(segments).max()
+
+    stream = StatisticsStream(model, overlap, 2, run)
+    for i in range(0, len(wave), 1000):
+        assert all(len(v) == 0 for v in stream.push(wave[i : i + 1000]).values())  # statistics only
+    stream.push(None, final=True)
+    total = model.num_chunks(len(wave), overlap)
+    np.testing.assert_array_equal(stream.covariance, np.full(3, total))
+    assert stream.covariance.dtype == np.complex128 and stream.power.dtype == np.float64
+    weights = np.asarray(model.chunk_weights(np.arange(total), total, overlap))
+    np.testing.assert_allclose(stream.power, weights.sum(axis=0), rtol=1e-6)
+    assert stream.peak == pytest.approx(0.75)
+
+
+def test_separator_takes_a_model_and_from_preset_takes_names_and_paths(model, tmp_path):
+    with pytest.raises(TypeError, match=r"got the path or preset name 'spleeter:2stems': use Separator\.from_preset"):
+        Separator("spleeter:2stems")
+    path = tmp_path / "tiny.keras"
+    model.save(path)
+    with pytest.raises(TypeError, match="from_preset"):
+        Separator(path)
+    loaded = Separator.from_preset(path, chunking="spleeter", batch_size=2)
+    assert loaded.chunking == "spleeter" and loaded.batch_size == 2
+    wave = _noise(3000, seed=6)
+    expected = Separator(model, chunking="spleeter").separate(wave, sample_rate=RATE)
+    stems = loaded.separate(wave, sample_rate=RATE)
+    for name in model.instruments:
+        np.testing.assert_allclose(stems[name], expected[name], atol=1e-6)
+    with pytest.raises(ValueError, match=r"missing\.keras: no such model file \(or preset\)"):
+        Separator.from_preset(tmp_path / "missing.keras")
+
+
+def test_keras_sep_separator_is_the_separation_one():
+    import keras_sep
+    from keras_sep import separation
+
+    assert keras_sep.Separator is separation.Separator is Separator
+    assert separation.CHUNKING_MODES == ("overlap", "spleeter") and separation.PRECISIONS == ("float32", "bfloat16")
+    assert separation.BATCH_CANDIDATES == (1, 4)
+
+
+def test_a_failure_while_separating_to_files_leaves_no_files_or_folders(model, tmp_path):
+    wave = _noise(5000, seed=13)
+    sf.write(tmp_path / "song.wav", wave, RATE, subtype="FLOAT")
+    sep = Separator(model, batch_size=1)
+    calls = []
+
+    def failing(batch):
+        def run(segments, weights):
+            calls.append(batch)
+            if len(calls) == 3:  # after the first stems' blocks went to the files
+                raise RuntimeError("out of memory")
+            return {n: np.zeros_like(segments) for n in model.instruments}
+        return run
+
+    sep._pipelines.pipeline = failing
+    with pytest.raises(RuntimeError, match="out of memory"):
+        sep.separate_to_file(tmp_path / "song.wav", tmp_path / "out" / "deep")
+    assert len(calls) == 3
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_stem_that_cannot_be_finished_takes_the_others_with_it(model, tmp_path, monkeypatch):
+    """Finishing a file can fail after the block (a full disk): whichever
+    stem it is, none of them is left in place, and no folder made for them."""
+    wave = _noise(3000, seed=14)
+    sf.write(tmp_path / "song.wav", wave, RATE, subtype="FLOAT")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("mine")
+    real = audio.AtomicWriter.__exit__
+    for broken in model.instruments:
+
+        def exit_(self, kind, error, trace, broken=broken):
+            if kind is None and os.path.basename(self.path) == f"{broken}.wav":
+                real(self, OSError, OSError("disk full"), None)  # removes its temporary file
+                raise audio.AudioError(f"{self.path}: cannot write wav (disk full)")
+            return real(self, kind, error, trace)
+
+        monkeypatch.setattr(audio.AtomicWriter, "__exit__", exit_)
+        with pytest.raises(audio.AudioError, match="disk full"):
+            Separator(model).separate_to_file(tmp_path / "song.wav", tmp_path / "out", filename_format="a/b/{instrument}.wav")
+        assert sorted(p.name for p in (tmp_path / "out").rglob("*")) == ["keep.txt"], broken
+    monkeypatch.setattr(audio.AtomicWriter, "__exit__", real)
+    targets = Separator(model).separate_to_file(tmp_path / "song.wav", tmp_path / "out", filename_format="a/b/{instrument}.wav")
+    assert all(os.path.isfile(t) for t in targets.values())

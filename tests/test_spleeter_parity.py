@@ -11,7 +11,7 @@ import pytest
 
 from conftest import spleeter_reference
 from keras_sep import pretrained
-from keras_sep.separator import Separator
+from keras_sep.separation import Separator
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from keras_sep.models import UNetSeparator, WaveformSeparator
 from keras_sep.models import unet_inference
-from keras_sep.separator import Separator
+from keras_sep.separation import Separator
 
 
 def randomise(model, seed=0):
@@ -227,7 +227,7 @@ def test_mixed_precision_model_uses_the_keras_layers():
         keras.mixed_precision.set_global_policy("float32")
     model = WaveformSeparator(net, sample_rate=8000, frame_length=64, frame_step=16, overlap_frames=4)
     sep = Separator(model)
-    assert sep._inference_network(1) is None
+    assert sep._pipelines.network(1) is None
     stems = sep.separate(np.zeros((700, 2), "float32"), sample_rate=8000)
     assert stems["vocals"].dtype == np.float32 and stems["vocals"].shape == (700, 2)
 

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from keras_sep.models import UNetSeparator, WaveformSeparator
 from keras_sep.ops import wiener
-from keras_sep.separator import Separator
+from keras_sep.separation import Separator
 
 RATE = 8000
 

@@ -1,0 +1,168 @@
+"""The compiled per-batch chunk computations, and the batch size timing.
+
+This is the one module of :mod:`keras_sep.separation` that knows the
+inference plans (:func:`has_inference_plan`, ``inference_function``) and the
+machine tuning (``autotune``): everything above it asks here.
+"""
+from collections.abc import Mapping
+
+import numpy as np
+
+# Chunks per network call that ``batch_size=None`` chooses from, by timing.
+BATCH_CANDIDATES = (1, 4)
+
+
+def has_plan(net):
+    """Whether the spectrogram network ``net`` has a fast inference plan."""
+    from keras_sep.models.unet_inference import has_inference_plan
+
+    return has_inference_plan(net)
+
+
+def has_bfloat16_units():
+    """True, False, or None (unknown): whether this machine computes bfloat16 natively."""
+    from keras_sep.ops import autotune
+
+    return autotune.has_bfloat16_units()
+
+
+class Pipelines(Mapping):
+    """The chunk computations of one model, made once per batch size.
+
+    As a mapping: ``{batch: pipeline}`` of the plain pipelines made so far.
+
+    Args:
+        model: the :class:`~keras_sep.models.WaveformSeparator`.
+        fast: run the network's inference plan where it has one, and XLA.
+        precision: the plan's compute dtype, ``"float32"`` or ``"bfloat16"``.
+    """
+
+    def __init__(self, model, fast=True, precision="float32"):
+        self.model = model
+        self.fast = bool(fast)
+        self.precision = precision
+        self._compiled = {}
+        self._wiener = {}
+        self._networks = {}
+
+    def __getitem__(self, batch):
+        return self._compiled[batch]
+
+    def __iter__(self):
+        return iter(self._compiled)
+
+    def __len__(self):
+        return len(self._compiled)
+
+    def _signature(self):
+        model = self.model
+        return [
+            _tensor_spec((None, model.segment_length, model.channels)),
+            _tensor_spec((None, model.chunk_frames)),
+        ]
+
+    def pipeline(self, batch):
+        """The compiled chunk computation for calls of ``batch`` chunks:
+        ``(segments, weights) -> {instrument: array}``."""
+        if batch not in self._compiled:
+            import tensorflow as tf
+
+            model, network, jit = self.model, self.network(batch), self.fast
+            compiled = tf.function(
+                lambda s, w: model.separate_segments(s, w, training=False, network=network, jit_compile=jit),
+                input_signature=self._signature(),
+                # The inference plan is plain TensorFlow: converting it with
+                # AutoGraph would only add a second to the first call.
+                autograph=network is None,
+            )
+            self._compiled[batch] = lambda s, w: {name: value.numpy() for name, value in compiled(s, w).items()}
+        return self._compiled[batch]
+
+    def wiener(self, batch):
+        """The two compiled passes of multichannel Wiener filtering for calls
+        of ``batch`` chunks: ``(segments, weights) -> [covariance, power,
+        peak]`` and ``(segments, weights, R, scale) -> {instrument: array}``."""
+        if batch not in self._wiener:
+            import tensorflow as tf
+
+            model, network, jit = self.model, self.network(batch), self.fast
+            net = model.spectrogram_model
+            inputs = self._signature()
+            spatial = tf.TensorSpec((len(model.instruments), net.bins, model.channels, model.channels), tf.complex64)
+            statistics = tf.function(
+                lambda s, w: model.wiener_statistics(s, w, training=False, network=network, jit_compile=jit),
+                input_signature=inputs,
+                autograph=network is None,
+            )
+            filtered = tf.function(
+                lambda s, w, r, k: model.separate_segments(
+                    s, w, training=False, network=network, jit_compile=jit, wiener=(r, k)
+                ),
+                input_signature=inputs + [spatial, tf.TensorSpec((), tf.float32)],
+                autograph=network is None,
+            )
+            self._wiener[batch] = (
+                lambda s, w: [value.numpy() for value in statistics(s, w)],
+                lambda s, w, r, k: {name: value.numpy() for name, value in filtered(s, w, r, k).items()},
+            )
+        return self._wiener[batch]
+
+    def network(self, batch):
+        """The inference plan for calls of ``batch`` chunks (made once), or
+        None: the Keras layers run."""
+        if self.fast and batch not in self._networks:
+            net = self.model.spectrogram_model
+            if has_plan(net):
+                # Time the layers' operator forms for the chunks this
+                # separator feeds (once per machine, then cached).
+                shape = (batch, self.model.chunk_frames, net.bins, net.channels)
+                self._networks[batch] = net.inference_function(tune_input_shape=shape, compute_dtype=self.precision)
+        return self._networks.get(batch)
+
+    def forms(self, batch):
+        """The operator forms the plan for ``batch`` chunks chose, or None (no plan)."""
+        return getattr(self._networks.get(batch), "forms", None)
+
+    def tuned_batch_size(self):
+        """The faster of :data:`BATCH_CANDIDATES` chunks per call on this
+        machine (timed once, then cached); 1 without a plan or with timing off."""
+        from keras_sep.ops import autotune
+
+        model = self.model
+        net = model.spectrogram_model
+        if not (self.fast and has_plan(net) and autotune.enabled()):
+            return 1
+        count = max(BATCH_CANDIDATES)
+        # Every candidate separates the same chunks, in count / b calls; its
+        # plan is made only if the timing runs (not when the choice is cached).
+        candidates = {
+            str(b): (lambda s, w, b=b: [self.pipeline(b)(s[i : i + b], w[i : i + b]) for i in range(0, count, b)])
+            for b in BATCH_CANDIDATES
+        }
+
+        def inputs():
+            rng = np.random.default_rng(0)
+            segments = rng.uniform(-0.5, 0.5, (count, model.segment_length, model.channels)).astype(np.float32)
+            return segments, np.ones((count, model.chunk_frames), np.float32)
+
+        # The network's shape and weights' layout decide the timing, not the weights.
+        signature = (
+            f"separator.batch:{type(net).__name__}:{len(model.instruments)}x{model.chunk_frames}x{net.bins}x{net.channels}"
+            f":filters={'-'.join(map(str, net.filters))}:frame={model.frame_length}/{model.frame_step}:{self.precision}"
+        )
+        sizes = " and ".join(map(str, BATCH_CANDIDATES))
+        note = f"timing {sizes} chunks per network call on this machine (once, cached in {autotune.table_path()})"
+        kept = set(self._compiled) | set(self._networks)  # made before the timing (a file's one chunk per call)
+        choice = int(autotune.choose(signature, candidates, inputs, "1", rounds=3, compiled=True, note=note))
+        # The plans only the timing made for the other candidates are no
+        # longer needed; those made before it stay in use.
+        kept.add(choice)
+        self._compiled = {b: p for b, p in self._compiled.items() if b in kept}
+        self._networks = {b: n for b, n in self._networks.items() if b in kept}
+        return choice
+
+
+def _tensor_spec(shape):
+    import tensorflow as tf
+
+    return tf.TensorSpec(shape, tf.float32)

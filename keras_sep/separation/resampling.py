@@ -1,0 +1,117 @@
+"""Input blocks to the model's rate and channels, and stems back to the input's.
+
+soxr streams resample block by block, so that a song is never whole in
+memory; resampling there and back rounds twice (a few samples, all of them
+for a 1-sample input), so the stems are held to the input's exact length.
+"""
+import warnings
+
+import numpy as np
+
+from keras_sep import audio
+
+
+class Reiterable:
+    """Blocks that can be read more than once: each iteration calls ``make``."""
+
+    def __init__(self, make):
+        self.make = make
+
+    def __iter__(self):
+        return iter(self.make())
+
+
+def fit_channels(block, channels):
+    """Mono → duplicated; more channels than the model's → the first ones."""
+    if block.shape[1] == channels:
+        return block
+    if block.shape[1] == 1:
+        return np.repeat(block, channels, axis=1)
+    if block.shape[1] > channels:
+        return np.ascontiguousarray(block[:, :channels])
+    raise audio.AudioError(f"cannot map {block.shape[1]} channels to {channels}")
+
+
+def model_blocks(blocks, rate, model_rate, channels, name="<array>", bar=None, warn=True, counter=None):
+    """The input at the model's rate and channels, as ``(block, last)``
+    pairs; the last pair holds what the resampler still had (or None).
+
+    Args:
+        blocks: iterable of ``(n, channels)`` arrays at ``rate``; empty
+            blocks and None are skipped.
+        name: the input's name in messages.
+        bar: a progress bar updated with the input samples read.
+        warn: warn (once) when the input has more channels than the model.
+        counter: a :class:`ToInputRate` whose ``received`` counts the
+            input's samples.
+
+    Raises:
+        AudioError: no samples at all, or a block that is not audio.
+    """
+    import soxr
+
+    to_model = soxr.ResampleStream(rate, model_rate, channels, dtype="float32", quality="HQ") if rate != model_rate else None
+    seen = 0
+    for block in blocks:
+        if block is None or np.shape(block)[:1] == (0,):
+            continue  # a reader may hand over nothing now and then
+        block = audio.check_waveform(block, name)
+        if counter is not None:
+            counter.received += len(block)
+        if warn and seen == 0 and block.shape[1] > channels:
+            warnings.warn(
+                f"{name}: {block.shape[1]} channels; separating the first {channels} (as Spleeter and "
+                "Open-Unmix do): downmix it first to keep what only the others carry (a 5.1 centre)",
+                UserWarning,
+                stacklevel=3,
+            )
+        block = fit_channels(block, channels)
+        seen += len(block)
+        if bar is not None:
+            bar.update(len(block))
+        if to_model is not None:
+            block = to_model.resample_chunk(block)
+        yield block, False
+    if seen == 0:
+        why = "" if name == "<array>" else " (an empty file, or an offset at or past its end)"
+        raise audio.AudioError(f"{name}: no audio samples{why}")
+    tail = to_model.resample_chunk(np.zeros((0, channels), np.float32), last=True) if to_model else None
+    yield tail, True
+
+
+class ToInputRate:
+    """Stems from the model's rate back to the input's, held to the input's
+    length: never more output than input samples seen so far (the excess
+    waits), and at the end exactly as many (cut, or completed with zeros
+    where resampling came up short).
+
+    Args:
+        model_rate, rate: the model's and the input's sample rates.
+        instruments: the stems' names.
+        channels: the stems' channels.
+    """
+
+    def __init__(self, model_rate, rate, instruments, channels):
+        import soxr
+
+        self.resamplers = {
+            n: soxr.ResampleStream(model_rate, rate, channels, dtype="float32", quality="HQ") for n in instruments
+        }
+        self.received = 0  # input samples, counted by model_blocks
+        self.emitted = 0
+        self.channels = channels
+        self.pending = {n: np.zeros((0, channels), np.float32) for n in instruments}
+
+    def take(self, out, last):
+        """Resample ``{instrument: block}`` (``last``: the end of the stream);
+        return what the input's length allows so far."""
+        out = {n: self.resamplers[n].resample_chunk(v, last=last) for n, v in out.items()}
+        joined = {n: np.concatenate([self.pending[n], v]) if len(self.pending[n]) else v for n, v in out.items()}
+        allowed = self.received - self.emitted
+        count = len(next(iter(joined.values())))
+        if last and count < allowed:
+            joined = {n: np.concatenate([v, np.zeros((allowed - count, self.channels), np.float32)]) for n, v in joined.items()}
+        ready = {n: v[:allowed] for n, v in joined.items()}
+        self.pending = {n: v[allowed:] for n, v in joined.items()}
+        self.emitted += len(next(iter(ready.values())))
+        return ready

@@ -1,0 +1,317 @@
+"""The :class:`Separator` facade: songs of any length → stems, in bounded memory."""
+import os
+import warnings
+
+import numpy as np
+
+from keras_sep import audio
+from keras_sep.separation import outputs, pipelines
+from keras_sep.separation.engine import ChunkStream, StatisticsStream
+from keras_sep.separation.resampling import Reiterable, ToInputRate, model_blocks
+
+CHUNKING_MODES = ("overlap", "spleeter")
+PRECISIONS = ("float32", "bfloat16")
+_BLOCK = 1 << 18  # samples per block read from an array or a file
+
+
+class Separator:
+    """Separate songs into stems with a :class:`WaveformSeparator`.
+
+    It runs the model chunk by chunk: it keeps only the stretch of input the
+    next chunks need and the overlap-add tail of the output, so its memory
+    does not grow with the length of the audio. Files are streamed from disk
+    to disk.
+
+    Args:
+        model: a ``WaveformSeparator``; :meth:`from_preset` loads one from a
+            preset name such as ``"spleeter:2stems"`` or a ``.keras`` file.
+        chunking: ``"overlap"`` (default: chunks overlap by the model's
+            ``overlap_frames`` and are cross-faded, no audible seams) or
+            ``"spleeter"`` (Spleeter's own non-overlapping chunks, for
+            output identical to Spleeter's).
+        batch_size: chunks per network call, or ``None`` (default): for
+            arrays (:meth:`separate`, :meth:`stream`) the faster of 1 and 4
+            chunks on this machine, timed once at the first separation with
+            the inference plan (several seconds) and cached with the
+            operator forms; 1 when timing is off (``KERAS_SEP_TUNE=0``) or
+            without the plan. :meth:`separate_to_file` (and the CLI) then
+            run one chunk per call, so that their peak memory is the same
+            for a 10-second file as for a 10-minute one (four chunks per
+            call hold about 0.7 GB more). On two AMD EPYC (Zen 4) cores 4
+            chunks per call ran 5-10 % faster than one; GPUs want larger
+            batches (8–32), given explicitly.
+        progress: show a progress bar; ``None`` shows one for inputs longer
+            than a minute.
+        fast: use the network's faster inference plan where it has one
+            (:meth:`UNetSeparator.inference_function`, float32 models) and
+            XLA for the STFT, and for masking with the inverse STFT. The
+            plan copies the weights at the first separation: make a new
+            ``Separator`` after changing them. On a new machine the first
+            separation also times each layer's operator forms once (a few
+            seconds, then cached; ``KERAS_SEP_TUNE=0`` skips it).
+            ``False`` runs the Keras layers as they are.
+        precision: ``"float32"`` (default) or ``"bfloat16"``: the U-Nets'
+            convolutions in bfloat16 (needs ``fast``), 2–3× faster on
+            processors with bfloat16 matrix units (Intel AMX, AVX512_BF16)
+            and slower on others; STFT, masks and stems stay float32. On
+            Spleeter's example the stems stay within 49–55 dB SNR of
+            Spleeter's float32 ones (float32: 100 dB).
+        mwf: multichannel Wiener filtering (Spleeter's ``--mwf``, norbert's
+            ``wiener`` with one EM iteration) instead of ratio masks below
+            the cutoff: each instrument's spatial covariance is estimated
+            over the whole song, then every chunk is filtered with it. It
+            reads the input twice and runs the network twice (memory stays
+            flat); :meth:`stream` then needs re-iterable blocks.
+
+    Example:
+
+    >>> sep = Separator.from_preset("spleeter:2stems")  # doctest: +SKIP
+    >>> stems = sep.separate("song.mp3")                # doctest: +SKIP
+    >>> stems["vocals"].shape                           # doctest: +SKIP
+    (479832, 2)
+    """
+
+    def __init__(self, model, chunking="overlap", batch_size=None, progress=None, fast=True, precision="float32", mwf=False):
+        from keras_sep.models import WaveformSeparator
+
+        if isinstance(model, (str, os.PathLike)):
+            raise TypeError(
+                f"Separator takes a WaveformSeparator, got the path or preset name {os.fspath(model)!r}: "
+                f"use Separator.from_preset({os.fspath(model)!r})"
+            )
+        if not isinstance(model, WaveformSeparator):
+            hint = (
+                ", a spectrogram network: wrap it, keras_sep.models.WaveformSeparator(network)"
+                if hasattr(model, "instruments") else ""
+            )
+            raise TypeError(
+                f"Separator needs a WaveformSeparator (waveform in, stems out), got {type(model).__name__}{hint}"
+            )
+        if chunking not in CHUNKING_MODES:
+            raise ValueError(f"chunking must be one of {CHUNKING_MODES}, got {chunking!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if precision != "float32" and not fast:
+            raise ValueError(f"precision={precision!r} runs the inference plan: it needs fast=True")
+        if precision != "float32" and not pipelines.has_plan(model.spectrogram_model):
+            net = model.spectrogram_model
+            raise ValueError(f"precision={precision!r} needs a float32 network with an inference plan "
+                             f"(a UNetSeparator), got {type(net).__name__} computing in {net.compute_dtype}")
+        if precision == "bfloat16" and pipelines.has_bfloat16_units() is False:
+            warnings.warn(
+                "precision='bfloat16': this processor has no bfloat16 instructions (AVX512_BF16, AMX, "
+                "Arm BF16) and no GPU is visible, so bfloat16 runs slower than float32 here",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
+            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+        self.model = model
+        self.precision = precision
+        self.chunking = chunking
+        # What was asked for, and (for None, once timed) what is used.
+        self._requested_batch = self._batch_size = None if batch_size is None else int(batch_size)
+        self.progress = progress
+        self.fast = bool(fast)
+        self.mwf = bool(mwf)
+        self._pipelines = pipelines.Pipelines(model, fast=self.fast, precision=precision)
+
+    @classmethod
+    def from_preset(cls, preset, local_dir=None, **kwargs):
+        """A ``Separator`` for a preset name (``"spleeter:2stems"``) or the
+        path of a ``.keras`` file, loaded by
+        :func:`keras_sep.pretrained.load_model`; ``kwargs`` are the
+        constructor's (``chunking``, ``batch_size``, ...), ``local_dir``
+        the folder to fetch a preset's weights from first."""
+        from keras_sep import pretrained
+
+        return cls(pretrained.load_model(preset, local_dir=local_dir), **kwargs)
+
+    @property
+    def instruments(self):
+        return self.model.instruments
+
+    @property
+    def sample_rate(self):
+        return self.model.sample_rate
+
+    @property
+    def overlap_frames(self):
+        return 0 if self.chunking == "spleeter" else self.model.overlap_frames
+
+    @property
+    def batch_size(self):
+        """Chunks per network call (chosen by timing at first use when the
+        separator was made with ``batch_size=None``)."""
+        if self._batch_size is None:
+            self._batch_size = self._pipelines.tuned_batch_size()
+        return self._batch_size
+
+    def tune(self):
+        """Make the inference plan now (timing this machine's operator forms
+        and, with ``batch_size=None``, the batch size, where not cached yet)
+        instead of at the first separation.
+
+        Returns:
+            ``{"batch_size": int, "forms": {"encoder": [...], "decoder": [...]} or None}``
+            (``None``: no inference plan, the Keras layers run).
+        """
+        batch = self.batch_size
+        self._pipelines.pipeline(batch)
+        return {"batch_size": batch, "forms": self._pipelines.forms(batch)}
+
+    # --- in memory -----------------------------------------------------------
+
+    def separate(self, waveform, sample_rate=None, offset=0.0, duration=None):
+        """Separate an array ``(samples, channels)`` or an audio file.
+
+        Args:
+            waveform: array (1-D is mono) or a path.
+            sample_rate: the array's rate; default the model's. Ignored for
+                files, whose own rate is used.
+            offset, duration: seconds; for files only.
+
+        Returns:
+            ``{instrument: float32 (samples, 2)}`` at the input's rate and
+            length. Mono input is separated as identical left and right.
+        """
+        if isinstance(waveform, (str, os.PathLike)):
+            name = os.fspath(waveform)
+            reader = audio.AudioReader(name, offset=offset, duration=duration)
+            rate, blocks, length = reader.sample_rate, Reiterable(lambda: reader.blocks(_BLOCK)), reader.frames
+        else:
+            name = "<array>"
+            array = audio.check_waveform(waveform, name)
+            if array.shape[1] > max(2, array.shape[0]):
+                # (2, 441000) is a stereo clip the wrong way round, not
+                # two samples of 441000 channels.
+                raise audio.AudioError(
+                    f"{name}: shape {array.shape} looks like (channels, samples); "
+                    "pass (samples, channels), e.g. waveform.T"
+                )
+            rate = int(sample_rate or self.sample_rate)
+            length = len(array)
+            blocks = Reiterable(lambda: (array[i : i + _BLOCK] for i in range(0, len(array), _BLOCK)))
+        # Blocks are copied into arrays of the expected length as they come,
+        # so nothing but the outputs grows with the input's length.
+        stems = {n: outputs.output_array(length, self.model.channels) for n in self.instruments}
+        filled = 0
+        for out in self.stream(blocks, rate, name=name, total=length):
+            count = len(next(iter(out.values())))
+            capacity = len(stems[self.instruments[0]])
+            if filled + count > capacity:
+                # Resampling may round up, and a file only FFmpeg reads can
+                # decode to more than its stated length (or state none):
+                # grow geometrically, not by every block.
+                stems = {n: outputs.grown(o, filled, max(filled + count, 2 * capacity)) for n, o in stems.items()}
+            for n, block in out.items():
+                stems[n][filled : filled + count] = block
+            filled += count
+        return {n: o[:filled] for n, o in stems.items()}
+
+    # --- streaming ------------------------------------------------------------
+
+    def stream(self, blocks, sample_rate, name="<array>", total=None, batch_size=None):
+        """Separate an iterable of ``(n, channels)`` blocks at ``sample_rate``.
+
+        Yields dicts ``{instrument: (m, 2)}`` of finished output in order; the
+        concatenation is the separation of the concatenated input.
+        ``batch_size``: chunks per network call (default :attr:`batch_size`).
+        With ``mwf=True`` the blocks are read twice: give a list (or another
+        re-iterable), not an iterator.
+        """
+        rate = int(sample_rate)
+        batch = batch_size or self.batch_size
+        if self.mwf and iter(blocks) is blocks:
+            raise TypeError(f"{name}: mwf=True reads the input twice: give re-iterable blocks (e.g. a list), not an iterator")
+        bar = self._progress_bar(total, rate, name, passes=2 if self.mwf else 1)
+        model = self.model
+        # Looked up at each call: the plan is made at the first chunk, not
+        # before the input has shown that it holds samples.
+        run = lambda segments, weights: self._pipelines.pipeline(batch)(segments, weights)  # noqa: E731
+        if self.mwf:
+            run = self._wiener_run(blocks, rate, name, bar, batch)
+        engine = ChunkStream(model, self.overlap_frames, batch, run)
+        back = ToInputRate(self.sample_rate, rate, self.instruments, model.channels) if rate != self.sample_rate else None
+        pieces = model_blocks(blocks, rate, self.sample_rate, model.channels, name, bar, warn=not self.mwf, counter=back)
+        for block, last in pieces:
+            out = engine.push(block, final=last)
+            if back is not None:
+                out = back.take(out, last)
+            if last or any(len(v) for v in out.values()):
+                yield out
+        if bar is not None:
+            bar.close()
+
+    def _wiener_run(self, blocks, rate, name, bar, batch):
+        """The first pass of Wiener filtering over all of ``blocks``; returns
+        the second pass's chunk computation, filtering with what it found."""
+        from keras_sep.ops import wiener as wiener_ops
+
+        statistics, filtered = self._pipelines.wiener(batch)
+        first = StatisticsStream(self.model, self.overlap_frames, batch, statistics)
+        for block, last in model_blocks(blocks, rate, self.sample_rate, self.model.channels, name, bar, warn=True):
+            first.push(block, final=last)
+        spatial, scale = wiener_ops.spatial_covariances(first.covariance, first.power, first.peak)
+        scale = np.float32(scale)
+        return lambda segments, weights: filtered(segments, weights, spatial, scale)
+
+    def _progress_bar(self, total, rate, name, passes=1):
+        show = self.progress if self.progress is not None else (total or 0) > 60 * rate
+        if not show:
+            return None
+        from tqdm.auto import tqdm
+
+        # Samples read, over all passes (two with mwf: statistics, then separation).
+        total = None if total is None else total * passes
+        return tqdm(total=total, unit="sample", unit_scale=True, desc=os.path.basename(name), leave=False)
+
+    # --- files ----------------------------------------------------------------
+
+    def output_paths(self, path, output_dir, codec="wav", filename_format="{track}/{instrument}.{codec}"):
+        """The files :meth:`separate_to_file` writes for ``path``:
+        ``{instrument: path}`` (see :func:`keras_sep.separation.outputs.output_paths`
+        for ``filename_format``'s fields).
+
+        Raises:
+            ValueError: an unknown field, a malformed format, or one that
+                gives several instruments the same file.
+        """
+        return outputs.output_paths(path, output_dir, self.instruments, codec, filename_format)
+
+    def separate_to_file(
+        self,
+        path,
+        output_dir,
+        codec="wav",
+        filename_format="{track}/{instrument}.{codec}",
+        offset=0.0,
+        duration=None,
+        overwrite=False,
+        bitrate=None,
+    ):
+        """Stream ``path`` through the separator into one file per instrument.
+
+        Nothing is kept in memory beyond the current chunks; each output is
+        written under a temporary name and renamed only when all are
+        complete. ``codec`` and ``bitrate`` (lossy codecs only, bits/s such
+        as ``"192k"``) are those of :class:`keras_sep.audio.AtomicWriter`;
+        ``filename_format`` that of :meth:`output_paths`.
+
+        Returns:
+            ``{instrument: output path}``.
+        """
+        path = os.fspath(path)
+        targets = self.output_paths(path, output_dir, codec, filename_format)
+        existing = [t for t in targets.values() if os.path.exists(t)]
+        if existing and not overwrite:
+            raise FileExistsError(f"{path}: output {existing[0]} exists (use overwrite=True / --overwrite)")
+        reader = audio.AudioReader(path, offset=offset, duration=duration)
+        # One chunk per call unless told otherwise: batches would hold
+        # more memory for long files than a short one ever needs.
+        batch = self._requested_batch or 1
+        blocks = Reiterable(lambda: reader.blocks(_BLOCK))
+        with outputs.StemWriters(targets, reader.sample_rate, self.model.channels, codec, bitrate=bitrate) as writers:
+            for out in self.stream(blocks, reader.sample_rate, name=path, total=reader.frames, batch_size=batch):
+                writers.write(out)
+        return targets
