@@ -291,7 +291,7 @@ class Separator:
             raise ValueError(f"precision={precision!r} needs a float32 network with an inference plan "
                              f"(a UNetSeparator), got {type(net).__name__} computing in {net.compute_dtype}")
         if precision == "bfloat16":
-            from keras_sep.ops import autotune
+            from keras_sep.inference import autotune
 
             if autotune.has_bfloat16_units() is False:
                 warnings.warn(
@@ -335,7 +335,7 @@ class Separator:
         return self._batch_size
 
     def _tuned_batch_size(self):
-        from keras_sep.ops import autotune
+        from keras_sep.inference import autotune
 
         net = self.model.spectrogram_model
         if not (self.fast and _has_plan(net) and autotune.enabled()):
@@ -451,13 +451,15 @@ class Separator:
         return self._pipeline(batch)(segments, weights)
 
     def _inference_network(self, batch):
+        from keras_sep.inference import inference_plan
+
         net = self.model.spectrogram_model
         if not _has_plan(net):
             return None
         # Time the layers' operator forms for the chunks this separator feeds
         # (once per machine, then cached).
         shape = (batch, self.model.chunk_frames, net.bins, net.channels)
-        return net.inference_function(tune_input_shape=shape, compute_dtype=self.precision)
+        return inference_plan(net, tune_input_shape=shape, compute_dtype=self.precision)
 
     # --- in memory -----------------------------------------------------------
 
@@ -720,7 +722,7 @@ def _grown(array, filled, frames):
 
 
 def _has_plan(net):
-    from keras_sep.models.unet_inference import has_inference_plan
+    from keras_sep.inference import has_inference_plan
 
     return has_inference_plan(net)
 
