@@ -263,3 +263,14 @@ def test_batch_timing_keeps_the_file_pipeline(tuning, monkeypatch, tmp_path):
         a, b = sf.read(first[name], dtype="float32")[0], sf.read(again[name], dtype="float32")[0]
         np.testing.assert_array_equal(a, b)
         np.testing.assert_allclose(a, stems[name], atol=1e-4 * np.abs(stems[name]).max())
+
+
+def test_timing_note_goes_through_logging(tuning, monkeypatch, caplog, capsys):
+    import logging
+
+    fixed_timings(monkeypatch, {"a": 10.0, "b": 5.0, "c": 7.0})
+    with caplog.at_level(logging.INFO, logger="keras_sep.inference.autotune"):
+        autotune.choose("sig", CANDIDATES, (tf.zeros(3),), "a", note="timing the candidates once")
+        autotune.choose("sig", CANDIDATES, (tf.zeros(3),), "a", note="cached: not logged")
+    assert [r.getMessage() for r in caplog.records] == ["timing the candidates once"]
+    assert capsys.readouterr().err == ""

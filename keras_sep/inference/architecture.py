@@ -193,13 +193,16 @@ def _one_unet(output, model_input):
 
 def read_unet(model):
     """The :class:`UNetArchitecture` of ``model``; raises Unsupported."""
-    if not isinstance(model, keras.Model) or not hasattr(model, "output"):
-        raise Unsupported(f"{type(model).__name__} is not a functional Keras model")
+    if not isinstance(model, keras.Model):
+        raise Unsupported(f"{type(model).__name__} is not a Keras model")
     if model.compute_dtype != "float32":
         raise Unsupported(f"the model computes in {model.compute_dtype}")
-    outputs = model.output
-    if not isinstance(outputs, dict) or len(model.inputs) != 1:
-        raise Unsupported("the plan needs one input and a dict of outputs")
+    try:
+        outputs, inputs = model.output, model.inputs
+    except (AttributeError, ValueError):  # not functional, or not built
+        outputs = inputs = None
+    if not isinstance(outputs, dict) or not inputs or len(inputs) != 1:
+        raise Unsupported("the plan needs a functional model with one input and a dict of outputs")
     (model_input,) = model.inputs
     encoders, decoders, masks, shapes = {}, {}, {}, set()
     for name, output in outputs.items():
