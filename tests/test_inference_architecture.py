@@ -169,3 +169,16 @@ def test_probe_tolerance_is_relative_to_the_output(monkeypatch):
     monkeypatch.setattr(plan_module.UNetInference, "__call__", off_by(1e-3))
     with pytest.raises(ValueError, match="tolerance 0.0001"):
         UNetInference(net)
+
+
+def test_models_do_not_import_the_plan():
+    """Imports go downwards: the plan reads models, models never name it."""
+    import pathlib
+    import re
+
+    import keras_sep.models
+
+    folder = pathlib.Path(keras_sep.models.__file__).parent
+    upward = re.compile(r"^\s*(from|import)\s+keras_sep\.inference", re.MULTILINE)
+    offenders = [p.name for p in folder.glob("*.py") if upward.search(p.read_text())]
+    assert offenders == [] and not hasattr(UNetSeparator, "inference_function")

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_sep.models import UNetSeparator, WaveformSeparator
 from keras_sep.inference import forms as plan_forms
 from keras_sep.inference import inference_plan
+from keras_sep.models import UNetSeparator, WaveformSeparator
 from keras_sep.separator import Separator
 
 

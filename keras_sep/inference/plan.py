@@ -120,7 +120,7 @@ class UNetInference:
         try:
             arch = read_unet(model)
         except Unsupported as reason:
-            raise ValueError(f"no inference plan for {type(model).__name__} {model.name!r}: {reason}") from None
+            raise ValueError(f"no inference plan for {type(model).__name__} {getattr(model, 'name', None)!r}: {reason}") from None
         self.dtype = dtype = tf.as_dtype(compute_dtype)
         self.instruments = arch.instruments
         self.strides = arch.strides
@@ -131,7 +131,7 @@ class UNetInference:
         self.plans = {}
         for name in self.instruments:
             encoders, decoders = [], []
-            for stage, (block, form) in enumerate(zip(arch.encoders[name], chosen["encoder"])):
+            for block, form in zip(arch.encoders[name], chosen["encoder"]):
                 affine = _batch_norm_affine(block.batch_norm, dtype)
                 encoders.append((form, tf.cast(block.kernel, dtype), tf.cast(block.bias, dtype), affine, block.step))
             for stage, (block, form) in enumerate(zip(arch.decoders[name], chosen["decoder"])):
