@@ -140,11 +140,12 @@ def _mask_head(layer):
 def _one_unet(output, model_input):
     """Encoders, decoders, joins, raw bottom and mask head leading to ``output``."""
     layer, inputs, _ = _producer(output)
-    if type(layer) is not keras.layers.Multiply or len(inputs) != 2 or not any(t is model_input for t in inputs):
+    if type(layer) is not keras.layers.Multiply or len(inputs) != 2 or sum(t is model_input for t in inputs) != 1:
         raise Unsupported(f"the output should be a mask times the input, found {type(layer).__name__} {layer.name!r}")
     mask = next(t for t in inputs if t is not model_input)
-    head, (x,), _ = _producer(mask)
+    head, inputs, _ = _producer(mask)
     head = _mask_head(head)
+    (x,) = inputs  # a Conv2D has one
     decoders, joins, skips = [], [], []
     while True:
         layer, inputs, index = _producer(x)
