@@ -9,7 +9,7 @@ excluded:
   network-keras  the U-Nets alone on the chunks of the audio, as Keras layers
             (what Spleeter's "graph" mode mostly measures), also as GFLOP/s;
   network   the same with the inference plan the Separator uses
-            (UNetSeparator.inference_function(), its operator forms timed
+            (keras_sep.inference.inference_plan(), its operator forms timed
             on this machine);
   separate  Separator.separate() on the in-memory array (default overlap
             chunking and Spleeter chunking);
@@ -59,6 +59,7 @@ def worker(args):
     import tensorflow as tf
 
     from keras_sep import pretrained
+    from keras_sep.inference import inference_plan
     from keras_sep.separation import Separator
 
     model = pretrained.load_model("spleeter:2stems")
@@ -86,7 +87,7 @@ def worker(args):
         x = tf.random.uniform((batch, model.chunk_frames, model.spectrogram_model.bins, 2))
         if mode == "network":
             # Tuned for these chunks, as the Separator's (cached per machine).
-            plan = model.spectrogram_model.inference_function(tune_input_shape=tuple(x.shape), compute_dtype=precision)
+            plan = inference_plan(model.spectrogram_model, tune_input_shape=tuple(x.shape), compute_dtype=precision)
             net = tf.function(plan, autograph=False)
         else:
             net = tf.function(lambda v: model.spectrogram_model(v, training=False))

@@ -147,7 +147,7 @@ def _export(args):
 
 
 def _tune(args):
-    from keras_sep.ops import autotune
+    from keras_sep.inference import autotune
 
     if not autotune.enabled():
         print("keras-sep: timing is off (KERAS_SEP_TUNE=0): nothing to tune", file=sys.stderr)

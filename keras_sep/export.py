@@ -34,10 +34,9 @@ def serving_network(model):
     TensorFlow ops (no XLA, which not every TF Serving build has) with
     the operator forms fixed rather than timed, since the serving machine is
     not this one; ``None`` (the Keras layers) for other networks."""
-    from keras_sep.models.unet_inference import has_inference_plan
+    from keras_sep.inference import inference_plan
 
-    net = model.spectrogram_model
-    return net.inference_function(jit_compile=False) if has_inference_plan(net) else None
+    return inference_plan(model.spectrogram_model, jit_compile=False)
 
 
 def export_saved_model(separator, path, fast=True):

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from keras_sep.ops import autotune
+from keras_sep.inference import autotune
 
 # Runs in a fresh process: the allocator is fixed by TensorFlow's first op.
 # Prints the variable as keras_sep left it and the page faults per call of

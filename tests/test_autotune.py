@@ -1,4 +1,4 @@
-"""keras_sep.ops.autotune and the tuned inference plan: the fastest form wins,
+"""keras_sep.inference.autotune and the tuned inference plan: the fastest form wins,
 the choice is cached per machine, and a tuned plan still equals the model."""
 import glob
 import json
@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from keras_sep.models import UNetSeparator, WaveformSeparator
-from keras_sep.ops import autotune
+from keras_sep.inference import autotune, inference_plan
 from keras_sep.separation import Separator
 from test_unet_inference import randomise
 
@@ -97,7 +97,7 @@ def test_table_collects_choices_until_saved(tuning, monkeypatch):
 def test_tuned_plan_equals_model_and_reuses_the_cache(tuning, monkeypatch):
     net = randomise(UNetSeparator(filters=(8, 16, 32), bins=32, frames=32), seed=7)
     x = np.random.default_rng(5).uniform(0, 2, (1, 32, 32, 2)).astype("float32")
-    plan = net.inference_function(tune_input_shape=x.shape)
+    plan = inference_plan(net, tune_input_shape=x.shape)
     choices = cached_choices(tuning)
     decoders = [k for k in choices if k.startswith("unet.decoder:")]
     # Inner decoder stages are timed; the last one joins the XLA head.
@@ -116,7 +116,7 @@ def test_tuned_plan_equals_model_and_reuses_the_cache(tuning, monkeypatch):
         raise AssertionError("timed again")
 
     monkeypatch.setattr(autotune, "time_candidates", no_timing)
-    assert net.inference_function(tune_input_shape=x.shape).forms == plan.forms
+    assert inference_plan(net, tune_input_shape=x.shape).forms == plan.forms
 
 
 def test_separator_tunes_for_its_chunks(tuning):
@@ -263,3 +263,14 @@ def test_batch_timing_keeps_the_file_pipeline(tuning, monkeypatch, tmp_path):
         a, b = sf.read(first[name], dtype="float32")[0], sf.read(again[name], dtype="float32")[0]
         np.testing.assert_array_equal(a, b)
         np.testing.assert_allclose(a, stems[name], atol=1e-4 * np.abs(stems[name]).max())
+
+
+def test_timing_note_goes_through_logging(tuning, monkeypatch, caplog, capsys):
+    import logging
+
+    fixed_timings(monkeypatch, {"a": 10.0, "b": 5.0, "c": 7.0})
+    with caplog.at_level(logging.INFO, logger="keras_sep.inference.autotune"):
+        autotune.choose("sig", CANDIDATES, (tf.zeros(3),), "a", note="timing the candidates once")
+        autotune.choose("sig", CANDIDATES, (tf.zeros(3),), "a", note="cached: not logged")
+    assert [r.getMessage() for r in caplog.records] == ["timing the candidates once"]
+    assert capsys.readouterr().err == ""

@@ -1,10 +1,10 @@
-"""keras_sep.ops.fast_conv and ops.stft.overlap_add against numpy references
+"""keras_sep.inference.kernels and ops.stft.overlap_add against numpy references
 and the TensorFlow ops they replace."""
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_sep.ops.fast_conv import (
+from keras_sep.inference.kernels import (
     conv2d_by_patches,
     conv2d_by_shifts,
     conv2d_transpose_from_taps,

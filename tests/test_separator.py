@@ -312,7 +312,7 @@ def test_file_to_file_runs_one_chunk_per_call_unless_told(model, tmp_path, monke
 def test_bfloat16_warns_where_the_processor_has_no_bfloat16_units(model, monkeypatch, flags, warns):
     import warnings
 
-    from keras_sep.ops import autotune
+    from keras_sep.inference import autotune
 
     monkeypatch.setattr(autotune, "cpu_flags", lambda: flags)
     monkeypatch.setattr(autotune.tf.config, "list_logical_devices", lambda kind=None: [])
@@ -324,7 +324,7 @@ def test_bfloat16_warns_where_the_processor_has_no_bfloat16_units(model, monkeyp
 
 
 def test_cpu_flags_are_read_where_linux_tells_them():
-    from keras_sep.ops import autotune
+    from keras_sep.inference import autotune
 
     flags = autotune.cpu_flags()
     if os.path.exists("/proc/cpuinfo"):

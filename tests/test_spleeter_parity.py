@@ -11,6 +11,7 @@ import pytest
 
 from conftest import spleeter_reference
 from keras_sep import pretrained
+from keras_sep.inference import inference_plan
 from keras_sep.separation import Separator
 
 pytestmark = pytest.mark.slow
@@ -38,7 +39,7 @@ def mixture(reference):
 
 
 PLAN_FORMS = {
-    "inference_function": None,
+    "inference_plan": None,
     # the forms the plan's timing picked on an AVX-512 Xeon, and the others
     "native_patches_taps": {"encoder": ["conv"] * 4 + ["patches"] * 2, "decoder": ["taps", "native", "native", "taps", "native", "native"]},
     "phases": {"decoder": "phases"},
@@ -53,7 +54,7 @@ def test_network_output_matches_spleeter(model, reference, plan):
     if plan == "keras":
         out = net(data["mix_spectrogram"], training=False)
     else:
-        out = net.inference_function(forms=PLAN_FORMS[plan])(data["mix_spectrogram"])
+        out = inference_plan(net, forms=PLAN_FORMS[plan])(data["mix_spectrogram"])
     for name in ("vocals", "accompaniment"):
         reference = data[f"{name}_spectrogram"]
         ours = np.asarray(out[name])
@@ -65,7 +66,7 @@ def test_bfloat16_network_stays_close_to_spleeter(model, reference):
     """bfloat16 keeps about 8 significant bits: the network's output moves
     by some 40–55 dB, far below what one hears, but no longer 90."""
     data = reference
-    out = model.spectrogram_model.inference_function(compute_dtype="bfloat16")(data["mix_spectrogram"])
+    out = inference_plan(model.spectrogram_model, compute_dtype="bfloat16")(data["mix_spectrogram"])
     for name in ("vocals", "accompaniment"):
         snr = snr_db(data[f"{name}_spectrogram"], np.asarray(out[name]))
         print(f"bfloat16 network, {name}: SNR vs Spleeter {snr:.1f} dB")

@@ -1,4 +1,4 @@
-"""UNetSeparator.inference_function() against the Keras model it was made from.
+"""keras_sep.inference.inference_plan() against the Keras model it was made from.
 
 The inference plan rewrites batch norms, transposed convolutions and the
 mask head; every variant of the architecture must give the Keras model's
@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_sep.inference import forms as plan_forms
+from keras_sep.inference import inference_plan
 from keras_sep.models import UNetSeparator, WaveformSeparator
-from keras_sep.models import unet_inference
 from keras_sep.separation import Separator
 
 
@@ -57,7 +58,7 @@ def test_inference_plan_equals_keras_model(variant, jit_compile):
     frames = 2 * config["frames"]  # any multiple works, not only the chunk length
     x = rng.uniform(0, 2, (2, frames, config["bins"], net.channels)).astype("float32")
     expected = net(x, training=False)
-    plan = net.inference_function(jit_compile=jit_compile)
+    plan = inference_plan(net, jit_compile=jit_compile)
     got = tf.function(plan, autograph=False)(x)
     assert sorted(got) == sorted(net.instruments)
     for name in net.instruments:
@@ -79,7 +80,7 @@ def test_every_operator_form_equals_keras_model(forms, jit_compile):
     net = randomise(UNetSeparator(bins=32, frames=32, **VARIANTS["all_plans"]), seed=6)
     x = np.random.default_rng(4).uniform(0, 2, (2, 64, 32, net.channels)).astype("float32")
     expected = net(x, training=False)
-    plan = net.inference_function(jit_compile=jit_compile, forms=forms)
+    plan = inference_plan(net, jit_compile=jit_compile, forms=forms)
     for key, value in forms.items():
         wanted = [value] * 5 if isinstance(value, str) else value
         got_forms = plan.forms[key][:-1] if key == "decoder" and jit_compile else plan.forms[key]
@@ -95,7 +96,7 @@ def test_bfloat16_plan_stays_within_bfloat16_rounding(forms, jit_compile):
     net = randomise(UNetSeparator(bins=32, frames=32, **VARIANTS["all_plans"]), seed=6)
     x = np.random.default_rng(4).uniform(0, 2, (2, 64, 32, net.channels)).astype("float32")
     expected = net(x, training=False)
-    plan = net.inference_function(jit_compile=jit_compile, forms=forms, compute_dtype="bfloat16")
+    plan = inference_plan(net, jit_compile=jit_compile, forms=forms, compute_dtype="bfloat16")
     assert plan.first_kernel.dtype == tf.bfloat16
     got = tf.function(plan, autograph=False)(x)
     for name in net.instruments:
@@ -115,8 +116,8 @@ def test_bfloat16_plan_fuses_steps_for_every_variant(variant):
     net = randomise(UNetSeparator(**config), seed=len(variant))
     x = np.random.default_rng(1).uniform(0, 2, (2, 2 * config["frames"], config["bins"], net.channels)).astype("float32")
     expected = net(x, training=False)
-    plan = net.inference_function(compute_dtype="bfloat16")
-    assert plan.fuse_steps and not net.inference_function().fuse_steps
+    plan = inference_plan(net, compute_dtype="bfloat16")
+    assert plan.fuse_steps and not inference_plan(net).fuse_steps
     got = tf.function(plan, autograph=False)(x)
     for name in net.instruments:
         ours, reference = np.asarray(got[name]), np.asarray(expected[name])
@@ -126,7 +127,7 @@ def test_bfloat16_plan_fuses_steps_for_every_variant(variant):
 def test_unknown_compute_dtype():
     net = UNetSeparator(filters=(4, 8), bins=16, frames=16)
     with pytest.raises(ValueError, match="'float16'"):
-        net.inference_function(compute_dtype="float16")
+        inference_plan(net, compute_dtype="float16")
 
 
 @pytest.mark.parametrize("forms, message", [
@@ -137,11 +138,11 @@ def test_unknown_compute_dtype():
 def test_bad_forms(forms, message):
     net = UNetSeparator(filters=(4, 8), bins=16, frames=16)
     with pytest.raises(ValueError, match=message):
-        net.inference_function(forms=forms)
+        inference_plan(net, forms=forms)
 
 
 def test_choice_of_transposed_convolution():
-    assert [unet_inference._choose_transpose(c) for c in (512, 64, 32, 16, 1)] == [
+    assert [plan_forms.choose_transpose(c) for c in (512, 64, 32, 16, 1)] == [
         "phases", "phases", "native", "merged", "merged"]
 
 
@@ -150,7 +151,7 @@ def test_plan_traced_with_unknown_sizes(jit_compile):
     """Static sizes shorten the traced graph; unknown ones must still work."""
     net = randomise(UNetSeparator(filters=(8, 16, 32, 64, 128), bins=32, frames=32), seed=2)
     x = np.random.default_rng(3).uniform(0, 2, (2, 64, 32, net.channels)).astype("float32")
-    plan = net.inference_function(jit_compile=jit_compile)
+    plan = inference_plan(net, jit_compile=jit_compile)
     traced = tf.function(plan, autograph=False, input_signature=[tf.TensorSpec((None, None, None, net.channels))])
     got, expected = traced(x), net(x, training=False)
     for name in net.instruments:
@@ -160,20 +161,20 @@ def test_plan_traced_with_unknown_sizes(jit_compile):
 @pytest.mark.parametrize("jit_compile, last", [(True, "head"), (False, "merged")])
 def test_last_transposed_convolution_joins_the_xla_head(jit_compile, last):
     net = UNetSeparator(filters=(4, 8), bins=16, frames=16)
-    plan = net.inference_function(jit_compile=jit_compile)
+    plan = inference_plan(net, jit_compile=jit_compile)
     modes = [decoder[0] for decoder in plan.plans["vocals"][1]]
-    assert modes == plan.forms["decoder"] == [unet_inference._choose_transpose(4), last]
+    assert modes == plan.forms["decoder"] == [plan_forms.choose_transpose(4), last]
 
 
 def test_plan_is_a_snapshot_of_the_weights():
     net = randomise(UNetSeparator(filters=(4, 8), bins=16, frames=16), seed=3)
     x = np.random.default_rng(0).uniform(0, 1, (1, 16, 16, 2)).astype("float32")
-    before = net.inference_function()
+    before = inference_plan(net)
     old = np.asarray(net(x, training=False)["vocals"])
     randomise(net, seed=4)
     new = np.asarray(net(x, training=False)["vocals"])
     np.testing.assert_allclose(np.asarray(before(x)["vocals"]), old, rtol=2e-5, atol=2e-6)
-    np.testing.assert_allclose(np.asarray(net.inference_function()(x)["vocals"]), new, rtol=2e-5, atol=2e-6)
+    np.testing.assert_allclose(np.asarray(inference_plan(net)(x)["vocals"]), new, rtol=2e-5, atol=2e-6)
 
 
 @pytest.mark.parametrize("extension", ["zeros", "average"])

@@ -217,25 +217,6 @@ class UNetSeparator(keras.Model):
     def from_config(cls, config):
         return cls(**config)
 
-    def inference_function(self, jit_compile=True, tune_input_shape=None, forms=None, compute_dtype="float32", fuse_steps=None):
-        """``self(x, training=False)`` as a faster function of the current
-        weights (a :class:`~keras_sep.models.unet_inference.UNetInference`);
-        float32. Make a new one after changing the weights.
-
-        ``tune_input_shape``: ``(batch, frames, bins, channels)`` to time
-        each layer's operator forms for on this machine (cached); ``forms``
-        forces them; ``compute_dtype="bfloat16"`` runs the convolutions in
-        bfloat16 (faster on processors with bfloat16 units, e.g. Intel AMX);
-        ``fuse_steps`` fuses the element-wise steps with XLA (default:
-        in bfloat16, and in float32 where timing shows it pays).
-        See ``UNetInference``."""
-        from keras_sep.models.unet_inference import UNetInference
-
-        return UNetInference(
-            self, jit_compile=jit_compile, tune_input_shape=tune_input_shape, forms=forms, compute_dtype=compute_dtype,
-            fuse_steps=fuse_steps,
-        )
-
 
 def unet_separator(instruments=("vocals", "accompaniment"), **kwargs):
     """Build a :class:`UNetSeparator`; keyword arguments as there."""

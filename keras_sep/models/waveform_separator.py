@@ -154,7 +154,7 @@ class WaveformSeparator(keras.Model):
             weights: ``(chunks, chunk_frames)`` cross-fade weights, or None.
             training: passed to the spectrogram model.
             network: a function to use instead of the spectrogram model
-                (e.g. its ``inference_function()``), same inputs and outputs.
+                (e.g. ``keras_sep.inference.inference_plan(model)``), same inputs and outputs.
             jit_compile: compile the STFT, and the masking with the inverse
                 STFT, with XLA (faster on CPU and GPU; leave off for
                 runtimes without XLA).
@@ -316,7 +316,7 @@ class WaveformSeparator(keras.Model):
     def separate_waveform(self, waveform, overlap_frames=None, network=None, training=False):
         """What :meth:`call` computes, with ``network`` (a function of the
         spectrogram model's inputs and outputs, e.g. its
-        ``inference_function(jit_compile=False)``) in place of the
+        ``keras_sep.inference.inference_plan(model, jit_compile=False)``) in place of the
         spectrogram model when given."""
         overlap = self.overlap_frames if overlap_frames is None else int(overlap_frames)
         waveform = tf.cast(waveform, tf.float32)

@@ -1,7 +1,7 @@
 """The compiled per-batch chunk computations, and the batch size timing.
 
 This is the one module of :mod:`keras_sep.separation` that knows the
-inference plans (:func:`has_inference_plan`, ``inference_function``) and the
+inference plans (:func:`~keras_sep.inference.inference_plan`) and the
 machine tuning (``autotune``): everything above it asks here.
 """
 from collections.abc import Mapping
@@ -14,14 +14,14 @@ BATCH_CANDIDATES = (1, 4)
 
 def has_plan(net):
     """Whether the spectrogram network ``net`` has a fast inference plan."""
-    from keras_sep.models.unet_inference import has_inference_plan
+    from keras_sep.inference import has_inference_plan
 
     return has_inference_plan(net)
 
 
 def has_bfloat16_units():
     """True, False, or None (unknown): whether this machine computes bfloat16 natively."""
-    from keras_sep.ops import autotune
+    from keras_sep.inference import autotune
 
     return autotune.has_bfloat16_units()
 
@@ -116,7 +116,9 @@ class Pipelines(Mapping):
                 # Time the layers' operator forms for the chunks this
                 # separator feeds (once per machine, then cached).
                 shape = (batch, self.model.chunk_frames, net.bins, net.channels)
-                self._networks[batch] = net.inference_function(tune_input_shape=shape, compute_dtype=self.precision)
+                from keras_sep.inference import inference_plan
+
+                self._networks[batch] = inference_plan(net, tune_input_shape=shape, compute_dtype=self.precision)
         return self._networks.get(batch)
 
     def forms(self, batch):
@@ -126,7 +128,7 @@ class Pipelines(Mapping):
     def tuned_batch_size(self):
         """The faster of :data:`BATCH_CANDIDATES` chunks per call on this
         machine (timed once, then cached); 1 without a plan or with timing off."""
-        from keras_sep.ops import autotune
+        from keras_sep.inference import autotune
 
         model = self.model
         net = model.spectrogram_model

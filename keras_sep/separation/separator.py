@@ -43,7 +43,7 @@ class Separator:
         progress: show a progress bar; ``None`` shows one for inputs longer
             than a minute.
         fast: use the network's faster inference plan where it has one
-            (:meth:`UNetSeparator.inference_function`, float32 models) and
+            (:func:`keras_sep.inference.inference_plan`, float32 models) and
             XLA for the STFT, and for masking with the inverse STFT. The
             plan copies the weights at the first separation: make a new
             ``Separator`` after changing them. On a new machine the first

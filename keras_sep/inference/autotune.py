@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import platform
-import sys
 import tempfile
 import time
 
@@ -25,6 +24,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_sep._cache import cache_dir
+
+logger = logging.getLogger(__name__)
 
 # A candidate must beat the default by this factor to replace it: layer
 # timings wobble by a few per cent on a shared machine.
@@ -130,14 +131,14 @@ def time_candidates(candidates, inputs, rounds=5, compiled=False):
         functions = {name: tf.function(fn, autograph=False) for name, fn in candidates.items()}
     # Tracing one new function per candidate is the point here: TensorFlow's
     # warning about functions traced in a loop would only alarm the user.
-    logger = tf.get_logger()
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    tf_logger = tf.get_logger()
+    level = tf_logger.level
+    tf_logger.setLevel(logging.ERROR)
     try:
         for fn in functions.values():
             tf.nest.map_structure(np.asarray, fn(*inputs))
     finally:
-        logger.setLevel(level)
+        tf_logger.setLevel(level)
     times = {name: [] for name in functions}
     for _ in range(rounds):
         for name, fn in functions.items():
@@ -161,8 +162,8 @@ def choose(signature, candidates, inputs, default, table=None, rounds=5, compile
         table: a dict to record new timings in instead of writing the cache
             at once (see :func:`save`); looked up before the cache.
         rounds, compiled: as for :func:`time_candidates`.
-        note: printed to stderr (``keras_sep: note``) when the timing runs,
-            for timings long enough to be noticed.
+        note: logged at info level when the timing runs, for timings long
+            enough to be noticed.
 
     Returns:
         a key of ``candidates``.
@@ -175,7 +176,7 @@ def choose(signature, candidates, inputs, default, table=None, rounds=5, compile
     if known and known.get("choice") in candidates and set(known.get("ms", {})) >= set(candidates):
         return known["choice"]
     if note:
-        print(f"keras_sep: {note}", file=sys.stderr)
+        logger.info(note)
     timings = time_candidates(candidates, inputs() if callable(inputs) else inputs, rounds=rounds, compiled=compiled)
     best = min(timings, key=timings.get)
     choice = best if timings[best] < MARGIN * timings[default] else default

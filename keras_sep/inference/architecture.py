@@ -1,0 +1,231 @@
+"""What the inference plan knows of a U-Net separator, read from its Keras graph.
+
+:func:`read_unet` walks the functional graph back from each output and
+accepts exactly the arrangement the plan can compute: per output, a chain of
+:class:`~keras_sep.layers.Conv2DBlock` encoders from the model's input, a
+chain of :class:`~keras_sep.layers.Conv2DTransposeBlock` decoders, each
+optionally followed by a concatenation ``[encoder convolution, decoder
+output]`` that mirrors the encoder, a "same" ``Conv2D`` mask head with a
+sigmoid, and the mask times the input. Each block's order (batch norm before
+or after the activation), activation, batch norm and bias come from the
+layer's own configuration, never from its name. Anything else (another
+layer, another wiring, an option the plan does not compute) is refused with
+the reason, and the caller runs the Keras model.
+"""
+import dataclasses
+
+import keras
+
+from keras_sep.layers._block_utils import ORDERS, make_activation
+from keras_sep.layers.conv_block import Conv2DBlock
+from keras_sep.layers.conv_transpose_block import Conv2DTransposeBlock
+
+
+class Unsupported(Exception):
+    """A model the plan does not compute; the message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    """One (transposed) convolution block as the plan computes it.
+
+    ``step`` is what follows the convolution and its bias: ``(activation,
+    negative_slope, order, batch_norm)``; dropout does nothing at inference.
+    """
+
+    layer: keras.layers.Layer
+    step: tuple
+
+    @property
+    def kernel(self):
+        return self.layer.conv.kernel
+
+    @property
+    def bias(self):
+        conv = self.layer.conv
+        return conv.bias if conv.use_bias else keras.ops.zeros((self.layer.filters,))
+
+    @property
+    def batch_norm(self):
+        return self.layer.batch_norm
+
+    @property
+    def is_identity(self):
+        activation, _, _, batch_norm = self.step
+        return activation in ("linear", None) and not batch_norm
+
+
+@dataclasses.dataclass(frozen=True)
+class UNetArchitecture:
+    """The U-Nets of a model, one per output, all of the same arrangement.
+
+    Attributes:
+        instruments: the output names, in the model's order.
+        strides: the down/up-sampling factor of every stage.
+        encoders, decoders: ``{instrument: [Block, ...]}``, stage order.
+        joins: per decoder stage, whether its output is concatenated after
+            the raw convolution of the mirrored encoder stage.
+        raw_bottom: whether the first decoder reads the last encoder's raw
+            convolution (else its block output).
+        masks: ``{instrument: Conv2D}``, the sigmoid mask heads.
+        input_shape: the model input's ``(frames, bins, channels)``.
+    """
+
+    instruments: tuple
+    strides: int
+    encoders: dict
+    decoders: dict
+    joins: tuple
+    raw_bottom: bool
+    masks: dict
+    input_shape: tuple
+
+    @property
+    def stages(self):
+        return len(self.joins)
+
+
+def _producer(tensor):
+    """``(layer, its input tensors, output index)`` of a functional
+    model's tensor. Keras has no public walk of the graph; these are the
+    attributes its own functional models are made from."""
+    history = getattr(tensor, "_keras_history", None)
+    if history is None:
+        raise Unsupported(f"{tensor!r} has no Keras history")
+    layer = history.operation
+    node = layer._inbound_nodes[history.node_index]
+    return layer, list(node.input_tensors), history.tensor_index
+
+
+def _pair(value):
+    return (int(value), int(value)) if isinstance(value, int) else tuple(int(v) for v in value)
+
+
+def _block(layer, kind):
+    """The :class:`Block` of an exact ``kind`` block layer, or Unsupported."""
+    if type(layer) is not kind:
+        raise Unsupported(f"expected a {kind.__name__}, found {type(layer).__name__} {layer.name!r}")
+    config = layer.get_config()
+    if config["padding"] != "same" or _pair(config["dilation_rate"]) != (1, 1):
+        raise Unsupported(f"{layer.name!r}: padding {config['padding']!r}, dilation {config['dilation_rate']!r}")
+    if config["order"] not in ORDERS:
+        raise Unsupported(f"{layer.name!r}: order {config['order']!r}")
+    try:
+        make_activation(config["activation"], config["negative_slope"])
+    except ValueError as error:
+        raise Unsupported(f"{layer.name!r}: {error}") from None
+    conv = layer.conv.get_config()
+    if conv.get("activation") not in ("linear", None) or conv.get("groups", 1) != 1 or conv["data_format"] != "channels_last":
+        raise Unsupported(f"{layer.name!r}: convolution {conv!r}")
+    if layer.compute_dtype != "float32":
+        raise Unsupported(f"{layer.name!r} computes in {layer.compute_dtype}")
+    step = (config["activation"], float(config["negative_slope"]), config["order"], bool(config["batch_norm"]))
+    return Block(layer, step)
+
+
+def _mask_head(layer):
+    if type(layer) is not keras.layers.Conv2D:
+        raise Unsupported(f"expected the Conv2D mask head, found {type(layer).__name__} {layer.name!r}")
+    config = layer.get_config()
+    wanted = {"activation": "sigmoid", "padding": "same", "strides": (1, 1), "data_format": "channels_last",
+              "groups": 1, "use_bias": True}
+    got = {key: tuple(config[key]) if key == "strides" else config.get(key) for key in wanted}
+    if got != wanted:
+        raise Unsupported(f"mask head {layer.name!r}: {got!r}, the plan computes {wanted!r}")
+    if layer.compute_dtype != "float32":
+        raise Unsupported(f"{layer.name!r} computes in {layer.compute_dtype}")
+    return layer
+
+
+def _one_unet(output, model_input):
+    """Encoders, decoders, joins, raw bottom and mask head leading to ``output``."""
+    layer, inputs, _ = _producer(output)
+    if type(layer) is not keras.layers.Multiply or len(inputs) != 2 or sum(t is model_input for t in inputs) != 1:
+        raise Unsupported(f"the output should be a mask times the input, found {type(layer).__name__} {layer.name!r}")
+    mask = next(t for t in inputs if t is not model_input)
+    head, inputs, _ = _producer(mask)
+    head = _mask_head(head)
+    (x,) = inputs  # a Conv2D has one
+    decoders, joins, skips = [], [], []
+    while True:
+        layer, inputs, index = _producer(x)
+        joined = type(layer) is keras.layers.Concatenate
+        if joined:
+            if layer.axis not in (-1, 3) or len(inputs) != 2:
+                raise Unsupported(f"{layer.name!r}: concatenation {layer.get_config()!r}")
+            skips.append(inputs[0])
+            x = inputs[1]
+            layer, inputs, index = _producer(x)
+        if type(layer) is Conv2DBlock and not joined:
+            break
+        decoders.append(_block(layer, Conv2DTransposeBlock))
+        joins.append(joined)
+        if index != 0:
+            raise Unsupported(f"{layer.name!r}: the decoder passes on its raw transposed convolution")
+        (x,) = inputs
+    if not decoders or joins[0]:
+        raise Unsupported("the mask head should read the last decoder block itself")
+    raw_bottom = index == 1
+    encoders = []
+    while True:
+        if type(layer) is not Conv2DBlock:
+            raise Unsupported(f"expected a Conv2DBlock, found {type(layer).__name__} {layer.name!r}")
+        encoders.append(_block(layer, Conv2DBlock))
+        (x,) = inputs
+        if x is model_input:
+            break
+        layer, inputs, index = _producer(x)
+        if index != 0:
+            raise Unsupported(f"{layer.name!r}: the next encoder reads its raw convolution")
+    encoders.reverse()
+    decoders.reverse()
+    joins.reverse()
+    if len(encoders) != len(decoders):
+        raise Unsupported(f"{len(encoders)} encoder stages but {len(decoders)} decoder stages")
+    # Decoder stage s joins the raw convolution of encoder stage
+    # stages - 2 - s (the mirror), as the plan's skip list has it.
+    stages = len(encoders)
+    for stage, skip in zip([s for s, j in enumerate(joins) if j], reversed(skips)):
+        layer, _, index = _producer(skip)
+        if index != 1 or layer is not encoders[stages - 2 - stage].layer:
+            raise Unsupported(f"decoder stage {stage} joins {layer.name!r} output {index}, not the mirrored encoder")
+    return encoders, decoders, tuple(joins), raw_bottom, head
+
+
+def read_unet(model):
+    """The :class:`UNetArchitecture` of ``model``; raises Unsupported."""
+    if not isinstance(model, keras.Model):
+        raise Unsupported(f"{type(model).__name__} is not a Keras model")
+    if model.compute_dtype != "float32":
+        raise Unsupported(f"the model computes in {model.compute_dtype}")
+    try:
+        outputs, inputs = model.output, model.inputs
+    except (AttributeError, ValueError):  # not functional, or not built
+        outputs = inputs = None
+    if not isinstance(outputs, dict) or not inputs or len(inputs) != 1:
+        raise Unsupported("the plan needs a functional model with one input and a dict of outputs")
+    (model_input,) = model.inputs
+    encoders, decoders, masks, shapes = {}, {}, {}, set()
+    for name, output in outputs.items():
+        encoders[name], decoders[name], joins, raw_bottom, masks[name] = _one_unet(output, model_input)
+        blocks = encoders[name] + decoders[name]
+        shapes.add((
+            joins, raw_bottom, tuple(b.step for b in blocks), tuple(tuple(b.kernel.shape) for b in blocks),
+            tuple(masks[name].kernel.shape), _pair(masks[name].dilation_rate), frozenset(_pair(b.layer.strides) for b in blocks),
+        ))
+    if len(shapes) != 1:
+        raise Unsupported("the outputs' U-Nets differ in arrangement, steps or kernel shapes")
+    (shape,) = shapes
+    strides = shape[-1]
+    if len(strides) != 1 or len(set(next(iter(strides)))) != 1:
+        raise Unsupported(f"the plan needs one stride, equal on both axes, got {sorted(strides)}")
+    return UNetArchitecture(
+        instruments=tuple(outputs),
+        strides=next(iter(strides))[0],
+        encoders=encoders,
+        decoders=decoders,
+        joins=joins,
+        raw_bottom=raw_bottom,
+        masks=masks,
+        input_shape=tuple(model_input.shape[1:]),
+    )
