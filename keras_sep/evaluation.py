@@ -14,57 +14,41 @@ import os
 import numpy as np
 
 from keras_sep import audio
+from keras_sep.ops import stft as stft_ops
 
 METRICS = ("SDR", "SIR", "SAR", "ISR")
 
 
-def numpy_stft(x, frame_length, frame_step):
-    """Complex STFT ``(frames, bins, channels)`` of ``(samples, channels)``,
-    numpy only (periodic Hann; ``frame_length`` zeros padded on both sides)."""
-    pad = np.pad(x, ((frame_length, frame_length), (0, 0)))
-    count = 1 + (len(pad) - frame_length) // frame_step
-    index = np.arange(frame_length)[None, :] + frame_step * np.arange(count)[:, None]
-    window = np.hanning(frame_length + 1)[:-1][None, :, None]
-    return np.fft.rfft(pad[index] * window, axis=1)
-
-
-def _istft(spec, frame_length, frame_step, length):
-    window = np.hanning(frame_length + 1)[:-1]
-    frames = np.fft.irfft(spec, n=frame_length, axis=1) * window[None, :, None]
-    total = (len(frames) - 1) * frame_step + frame_length
-    out = np.zeros((total, spec.shape[2]))
-    norm = np.zeros(total)
-    for i, frame in enumerate(frames):
-        out[i * frame_step : i * frame_step + frame_length] += frame
-        norm[i * frame_step : i * frame_step + frame_length] += window**2
-    out /= np.maximum(norm, 1e-8)[:, None]
-    return out[frame_length : frame_length + length].astype(np.float32)
-
-
 def oracle_separation(mixture, sources, kind="irm", frame_length=4096, frame_step=1024):
     """Separate ``mixture`` with ideal masks from the true ``sources``.
+
+    The masks act on the mixture's STFT (:func:`keras_sep.ops.stft.stft`,
+    periodic Hann, frames centred on multiples of ``frame_step``) and the
+    masked spectra are inverted with the window-sum normalisation, so the
+    STFT alone adds no error: the IRM estimates sum to the mixture.
 
     Args:
         mixture: ``(samples, channels)``.
         sources: ``{name: (samples, channels)}`` whose sum is the mixture.
         kind: ``"irm"`` (ratio of magnitudes) or ``"ibm"`` (1 for the
             loudest source in each bin).
+        frame_length, frame_step: the STFT's, as the model's.
 
     Returns:
-        ``{name: (samples, channels)}``.
+        ``{name: (samples, channels)}`` float32.
     """
     if kind not in ("irm", "ibm"):
         raise ValueError(f"kind must be 'irm' or 'ibm', got {kind!r}")
-    mix_spec = numpy_stft(mixture, frame_length, frame_step)
-    magnitudes = np.stack([np.abs(numpy_stft(s, frame_length, frame_step)) for s in sources.values()])
+    settings = dict(frame_length=frame_length, frame_step=frame_step, center=True)
+    mix_spec = np.asarray(stft_ops.stft(np.asarray(mixture, np.float32)[None], **settings))
+    stacked = np.stack([np.asarray(s, np.float32) for s in sources.values()])
+    magnitudes = np.asarray(stft_ops.magnitude(stft_ops.stft(stacked, **settings)))
     if kind == "irm":
         masks = magnitudes / (magnitudes.sum(axis=0, keepdims=True) + 1e-10)
     else:
-        masks = (magnitudes == magnitudes.max(axis=0, keepdims=True)).astype(np.float64)
-    return {
-        name: _istft(mix_spec * mask, frame_length, frame_step, len(mixture))
-        for name, mask in zip(sources, masks)
-    }
+        masks = (magnitudes == magnitudes.max(axis=0, keepdims=True)).astype(np.float32)
+    estimates = np.asarray(stft_ops.istft(mix_spec * masks, length=len(mixture), **settings))
+    return dict(zip(sources, estimates))
 
 
 def bss_eval(references, estimates, window=44100, hop=44100):

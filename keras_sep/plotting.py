@@ -4,7 +4,7 @@ import os
 import numpy as np
 
 from keras_sep import audio
-from keras_sep.evaluation import numpy_stft
+from keras_sep.ops import stft as stft_ops
 
 # A figure is for looking at, not for analysis: long tracks are shown up to
 # this many seconds so the plot stays readable and cheap to make.
@@ -12,13 +12,12 @@ MAX_PLOT_SECONDS = 60.0
 
 
 def _spectrogram(waveform, frame_length=2048, frame_step=512):
-    """Magnitude ``(bins, frames)`` of the channel mean."""
-    mono = waveform.mean(axis=1, keepdims=True)
-    spec = np.abs(numpy_stft(mono, frame_length, frame_step))[:, :, 0].T
-    # numpy_stft pads frame_length zeros on each side: keep the frames whose
-    # centres lie in the signal, so the time axis matches the waveform.
-    first = (frame_length // 2) // frame_step
-    return spec[:, first : first + max(1, len(waveform) // frame_step)]
+    """Magnitude ``(bins, frames)`` of the channel mean, frame ``t`` centred
+    on sample ``t * frame_step`` so the time axis matches the waveform."""
+    mono = np.asarray(waveform, np.float32).mean(axis=1, keepdims=True)
+    spec = stft_ops.stft(mono[None], frame_length, frame_step, center=True)
+    magnitude = np.asarray(stft_ops.magnitude(spec))[0, :, :, 0].T
+    return magnitude[:, : max(1, len(waveform) // frame_step)]
 
 
 def plot_separation(mixture, stems, sample_rate, path):

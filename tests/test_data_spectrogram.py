@@ -49,6 +49,24 @@ def test_pairs_match_a_numpy_stft():
         data.to_spectrogram_pairs(ds.map(lambda e: {"mixture": e["mixture"]}), tiny_separator())
 
 
+def test_pairs_are_what_the_separator_feeds_its_network():
+    """Training and separation share one STFT: a chunk's training input is
+    exactly the magnitude the separator hands the network for it."""
+    separator = tiny_separator()
+    segment = np.random.default_rng(1).normal(size=(separator.segment_length, 2)).astype("float32")
+    seen = []
+
+    def network(magnitude):
+        seen.append(np.asarray(magnitude[0]))
+        zeros = tf.zeros_like(magnitude)
+        return {name: zeros for name in separator.instruments}
+
+    separator.separate_segments(segment[None], network=network)
+    ds = tf.data.Dataset.from_tensors({name: segment for name in ("mixture", "vocals", "accompaniment")})
+    mixture, _ = next(data.to_spectrogram_pairs(ds, separator).as_numpy_iterator())
+    np.testing.assert_allclose(mixture, seen[0], rtol=1e-6, atol=1e-6)
+
+
 def test_one_fit_step_on_stems_folder(tmp_path):
     make_stems_folder(tmp_path, num_tracks=2)
     separator = tiny_separator()

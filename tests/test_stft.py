@@ -249,3 +249,83 @@ def test_helpers_and_gradient():
         loss = tf.reduce_sum(Magnitude()(STFT(128, 32)(x)))
     grad = tape.gradient(loss, x)
     assert grad.dtype == tf.float32 and np.all(np.isfinite(np.asarray(grad)))
+
+
+# --- channels-first layout (the separator's path) -------------------------------
+
+
+@pytest.mark.parametrize("center, pad_end", [(False, False), (True, False), (False, True)])
+def test_channels_first_is_the_same_transform_without_transposes(center, pad_end):
+    x = noise(samples=1500)
+    spec = stft_ops.stft(x, 128, 32, center=center, pad_end=pad_end)
+    first = stft_ops.stft(
+        np.transpose(x, [0, 2, 1]), 128, 32, center=center, pad_end=pad_end, data_format="channels_first"
+    )
+    assert first.shape == (2, 2) + tuple(spec.shape[1:3])
+    np.testing.assert_array_equal(np.asarray(first), np.transpose(np.asarray(spec), [0, 3, 1, 2]))
+    for normalize in (True, False):
+        wave = stft_ops.istft(spec, 128, 32, center=center, length=1400, normalize=normalize)
+        wave_first = stft_ops.istft(
+            first, 128, 32, center=center, length=1400, normalize=normalize, data_format="channels_first"
+        )
+        assert wave_first.shape == (2, 2, 1400)
+        np.testing.assert_array_equal(np.asarray(wave_first), np.transpose(np.asarray(wave), [0, 2, 1]))
+    with pytest.raises(ValueError, match="data_format must be one of .* got 'channels_middle'"):
+        stft_ops.stft(x, 128, 32, data_format="channels_middle")
+
+
+def numpy_overlap_add_inverse(spec, frame_length, frame_step, window):
+    """Reference inverse of one channel ``(frames, bins)``: irfft, window, sum."""
+    frames = np.fft.irfft(spec, n=frame_length, axis=-1) * window
+    out = np.zeros((len(frames) - 1) * frame_step + frame_length)
+    for i, frame in enumerate(frames):
+        out[i * frame_step : i * frame_step + frame_length] += frame
+    return out
+
+
+def test_istft_takes_spectra_cut_at_a_cutoff():
+    """Bins missing at the top count as zeros, as in the separator's
+    spectrum cut at the network's cutoff."""
+    x = noise(batch=1, samples=1000)
+    spec = np.asarray(stft_ops.stft(x, 64, 16))
+    cut = spec[:, :, :20]
+    wave = np.asarray(stft_ops.istft(cut, 64, 16, normalize=False))
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(64) / 64)
+    padded = np.pad(cut[0].astype("complex128"), [[0, 0], [0, 33 - 20], [0, 0]])
+    for c in range(2):
+        reference = numpy_overlap_add_inverse(padded[:, :, c], 64, 16, window)
+        np.testing.assert_allclose(wave[0, :, c], reference, atol=1e-5)
+    with pytest.raises(ValueError, match="has 40 bins; fft_length=64 gives at most 33"):
+        stft_ops.istft(np.zeros((1, 5, 40, 2), "complex64"), 64, 16)
+
+
+def test_istft_is_tf_signal_inverse_stft_to_float32_rounding():
+    """The faster overlap-add changes nothing but rounding."""
+    x = noise(samples=3000)
+    spec = stft_ops.stft(x, 256, 64, fft_length=300)
+    ours = np.asarray(stft_ops.istft(spec, 256, 64, fft_length=300, normalize=False))
+    direct = tf.signal.inverse_stft(
+        tf.transpose(spec, [0, 3, 1, 2]), 256, 64, fft_length=300,
+        window_fn=lambda length, dtype: tf.signal.hann_window(length, True, dtype),
+    )
+    np.testing.assert_allclose(ours, np.transpose(np.asarray(direct), [0, 2, 1]), atol=1e-5)
+
+
+def test_overlap_add_scale_is_spleeters_two_thirds():
+    assert stft_ops.overlap_add_scale(4096, 1024) == pytest.approx(2 / 3, rel=1e-6)
+    assert stft_ops.overlap_add_scale(64, 32, "boxcar") == pytest.approx(0.5)
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(100) / 100)
+    assert stft_ops.overlap_add_scale(100, 30) == pytest.approx(30 / np.sum(window**2), rel=1e-6)
+
+
+def test_fit_length_on_either_layout():
+    x = tf.constant(noise(samples=10))
+    first = tf.transpose(x, [0, 2, 1])
+    for length in (6, 14):
+        np.testing.assert_array_equal(
+            np.asarray(stft_ops.fit_length(first, length, axis=2)),
+            np.transpose(np.asarray(stft_ops.fit_length(x, length)), [0, 2, 1]),
+        )
+    assert stft_ops.fit_length(first, 14, axis=2).shape == (2, 2, 14)
+    with pytest.raises(ValueError, match="axis must be 1 or 2, got 0"):
+        stft_ops.fit_length(x, 5, axis=0)

@@ -18,10 +18,11 @@ class ISTFT(keras.layers.Layer):
     squared windows so ``ISTFT(STFT(x)) == x``: everywhere with
     ``center=True``, and away from the first and last ``frame_length -
     frame_step`` samples with ``center=False`` (which tapers the ends, see
-    :func:`keras_sep.ops.stft.istft`). ``normalize=False`` is plain
-    ``tf.signal.inverse_stft``; Spleeter uses it and multiplies by
-    ``frame_step / sum(window ** 2)`` (2/3 for Hann at a quarter-frame hop)
-    itself.
+    :func:`keras_sep.ops.stft.istft`). ``normalize=False`` is the plain
+    windowed overlap-add (what ``tf.signal.inverse_stft`` computes);
+    Spleeter uses it and multiplies by
+    :func:`keras_sep.ops.stft.overlap_add_scale` (2/3 for Hann at a
+    quarter-frame hop) itself.
 
     Args:
         frame_length: window length in samples.

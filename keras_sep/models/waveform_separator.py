@@ -1,6 +1,5 @@
 """Waveform in, stems out: STFT → spectrogram separator → masks → ISTFT."""
 import keras
-import numpy as np
 import tensorflow as tf
 
 from keras_sep.ops import masks as mask_ops
@@ -98,10 +97,9 @@ class WaveformSeparator(keras.Model):
             )
         self.instruments = tuple(spectrogram_model.instruments)
         self.channels = spectrogram_model.channels
-        window = np.asarray(tf.signal.hann_window(self.frame_length, periodic=True))
         # Overlap-add without window-sum normalisation, then this constant:
         # exact wherever the squared windows sum to a constant (Hann at 75 %).
-        self.output_scale = float(self.frame_step / np.sum(window**2))
+        self.output_scale = stft_ops.overlap_add_scale(self.frame_length, self.frame_step, "hann")
         # All weights live in the (already built) spectrogram model.
         self.built = True
 
@@ -251,9 +249,6 @@ class WaveformSeparator(keras.Model):
             sources.append(source * factor)
         return self._inverse_stft(sources)
 
-    def _window(self):
-        return stft_ops.window_fn("hann")(self.frame_length, tf.float32)
-
     def _analyze(self, segments, full=False):
         """The STFT of each segment, ``(chunks, channels, frames, bins)``
         complex (only the bins below the cutoff with the "zeros" extension),
@@ -261,8 +256,9 @@ class WaveformSeparator(keras.Model):
         channels)``. Channels stay in front until the magnitude is taken so
         that the complex spectrum is never transposed."""
         signals = tf.transpose(tf.cast(segments, tf.float32), [0, 2, 1])
-        frames = tf.signal.frame(signals, self.frame_length, self.frame_step) * self._window()
-        spectrum = whole = tf.signal.rfft(frames)
+        spectrum = whole = stft_ops.stft(
+            signals, self.frame_length, self.frame_step, window="hann", data_format="channels_first"
+        )
         bins = self.spectrogram_model.bins
         if self.mask_extension == "zeros":
             spectrum = spectrum[..., :bins]
@@ -295,15 +291,12 @@ class WaveformSeparator(keras.Model):
     def _inverse_stft(self, spectra):
         """Source spectra ``(chunks, channels, frames, bins ≤ total)`` → a
         list of waveforms ``(chunks, segment_length, channels)``, one
-        inverse FFT for all (bins missing at the top are zeros)."""
-        total_bins = self.frame_length // 2 + 1
-        stacked = tf.concat(spectra, axis=0)
-        missing = total_bins - stacked.shape[-1]
-        if missing:
-            stacked = tf.pad(stacked, [[0, 0], [0, 0], [0, 0], [0, missing]])
-        frames = tf.signal.irfft(stacked, fft_length=[self.frame_length]) * self._window()
-        waves = tf.transpose(stft_ops.overlap_add(frames, self.frame_step), [0, 2, 1])
-        return tf.split(waves, len(spectra), axis=0)
+        inverse STFT for all (bins missing at the top are zeros)."""
+        waves = stft_ops.istft(
+            tf.concat(spectra, axis=0), self.frame_length, self.frame_step, window="hann",
+            normalize=False, data_format="channels_first",
+        )
+        return tf.split(tf.transpose(waves, [0, 2, 1]), len(spectra), axis=0)
 
     # --- whole signal -------------------------------------------------------
 

@@ -18,12 +18,19 @@ Spleeter's signal path is expressed with these functions as::
     wave = wave[:, 4096 : 4096 + num_samples]
 
 (The squared periodic Hann window summed at a hop of a quarter frame is 1.5
-everywhere, hence the 2/3.)
+everywhere, hence the 2/3: :func:`overlap_add_scale`.)
+
+Code that keeps the complex spectrum between the two transforms (masking
+it, as :class:`keras_sep.models.WaveformSeparator` does chunk by chunk)
+passes ``data_format="channels_first"`` to both: then no complex tensor is
+ever transposed, and the inverse overlap-adds with :func:`overlap_add`.
 """
+import numpy as np
 import tensorflow as tf
 
 WINDOWS = ("hann", "hamming", "boxcar", None)
 PAD_MODES = ("constant", "reflect", "symmetric")
+DATA_FORMATS = ("channels_last", "channels_first")
 
 
 def validate_stft_args(frame_length, frame_step, fft_length=None, window="hann"):
@@ -45,6 +52,11 @@ def validate_stft_args(frame_length, frame_step, fft_length=None, window="hann")
     if window not in WINDOWS:
         raise ValueError(f"window must be one of {WINDOWS}, got {window!r}")
     return int(fft_length)
+
+
+def _check_data_format(data_format):
+    if data_format not in DATA_FORMATS:
+        raise ValueError(f"data_format must be one of {DATA_FORMATS}, got {data_format!r}")
 
 
 def window_fn(window):
@@ -97,12 +109,14 @@ def stft(
     center=False,
     pad_mode="constant",
     pad_end=False,
+    data_format="channels_last",
 ):
     """Complex STFT of a multichannel waveform, each channel on its own.
 
     Args:
         waveform: ``(batch, samples, channels)``, any real dtype (computed
             in float32). Batch and sample count may be dynamic.
+            ``(batch, channels, samples)`` with ``"channels_first"``.
         frame_length: window length in samples.
         frame_step: hop between frames in samples.
         fft_length: FFT size, ``>= frame_length`` (frames are zero-padded at
@@ -118,15 +132,23 @@ def stft(
             ``frame_length // 2`` samples.
         pad_end: zero-pad the end so the last samples get a frame of their
             own (``tf.signal.stft``'s ``pad_end``).
+        data_format: ``"channels_last"`` or ``"channels_first"``, the
+            layout of both the waveform and the spectrogram.
+            ``"channels_first"`` is the layout ``tf.signal`` computes in, so
+            nothing is transposed; :func:`istft` takes it back.
 
     Returns:
-        complex64 ``(batch, frames, bins, channels)``; see :func:`num_frames`.
+        complex64 ``(batch, frames, bins, channels)``, or ``(batch,
+        channels, frames, bins)`` with ``"channels_first"``; see
+        :func:`num_frames`.
     """
     fft_length = validate_stft_args(frame_length, frame_step, fft_length, window)
     if pad_mode not in PAD_MODES:
         raise ValueError(f"pad_mode must be one of {PAD_MODES}, got {pad_mode!r}")
-    waveform = tf.cast(waveform, tf.float32)
-    signals = tf.transpose(waveform, [0, 2, 1])  # (batch, channels, samples)
+    _check_data_format(data_format)
+    signals = tf.cast(waveform, tf.float32)
+    if data_format == "channels_last":
+        signals = tf.transpose(signals, [0, 2, 1])  # (batch, channels, samples)
     if center:
         half = frame_length // 2
         signals = tf.pad(signals, [[0, 0], [0, 0], [half, half]], mode=pad_mode.upper())
@@ -138,6 +160,8 @@ def stft(
         window_fn=window_fn(window),
         pad_end=pad_end,
     )
+    if data_format == "channels_first":
+        return spectrogram
     return tf.transpose(spectrogram, [0, 2, 3, 1])
 
 
@@ -150,6 +174,7 @@ def istft(
     center=False,
     length=None,
     normalize=True,
+    data_format="channels_last",
 ):
     """Inverse of :func:`stft` by windowed overlap-add.
 
@@ -162,14 +187,21 @@ def istft(
     steady-state sum (``tf.signal.inverse_stft_window_fn``), which tapers the
     ends instead of amplifying them where the window is near zero.
 
-    With ``normalize=False`` this is plain ``tf.signal.inverse_stft``, the
-    windowed overlap-add with no division. Spleeter uses that and scales the
-    result by ``frame_step / sum(window ** 2)`` itself (2/3 for Hann at a
-    hop of a quarter frame).
+    With ``normalize=False`` this is what ``tf.signal.inverse_stft``
+    computes, the windowed overlap-add with no division. Spleeter uses that
+    and scales the result by :func:`overlap_add_scale` itself (2/3 for Hann
+    at a hop of a quarter frame).
+
+    The frames are overlap-added by :func:`overlap_add`, faster than
+    ``tf.signal.inverse_stft``'s general op when ``frame_step`` divides
+    ``frame_length``.
 
     Args:
-        spectrogram: complex ``(batch, frames, bins, channels)``, cast to
-            complex64; ``bins`` must be ``fft_length // 2 + 1``.
+        spectrogram: complex ``(batch, frames, bins, channels)``, or
+            ``(batch, channels, frames, bins)`` with ``"channels_first"``,
+            cast to complex64. ``bins`` is at most ``fft_length // 2 + 1``;
+            bins missing at the top count as zeros (a spectrum cut at a
+            cutoff need not be padded by the caller).
         frame_length, frame_step, fft_length, window, center: as given to
             :func:`stft`.
         length: optional output sample count (Python int or scalar integer
@@ -177,31 +209,59 @@ def istft(
             Default: every sample the frames cover, less the ``center``
             padding (:func:`istft_length`).
         normalize: divide by the window sum (see above).
+        data_format: ``"channels_last"`` or ``"channels_first"``, as given
+            to :func:`stft`.
 
     Returns:
-        float32 ``(batch, samples, channels)``.
+        float32 ``(batch, samples, channels)``, or ``(batch, channels,
+        samples)`` with ``"channels_first"``.
     """
     fft_length = validate_stft_args(frame_length, frame_step, fft_length, window)
+    _check_data_format(data_format)
     forward = window_fn(window)
-    stfts = tf.transpose(tf.cast(spectrogram, tf.complex64), [0, 3, 1, 2])
+    stfts = tf.cast(spectrogram, tf.complex64)
+    if data_format == "channels_last":
+        stfts = tf.transpose(stfts, [0, 3, 1, 2])  # (batch, channels, frames, bins)
+    bins = stfts.shape[-1]
+    if bins is not None:
+        missing = fft_length // 2 + 1 - bins
+        if missing < 0:
+            raise ValueError(
+                f"the spectrogram has {bins} bins; fft_length={fft_length} gives at most "
+                f"{fft_length // 2 + 1}"
+            )
+        if missing:
+            stfts = tf.pad(stfts, [[0, 0], [0, 0], [0, 0], [0, missing]])
     if normalize and not center:
         inverse = tf.signal.inverse_stft_window_fn(frame_step, forward_window_fn=forward)
     else:
         inverse = forward
-    signals = tf.signal.inverse_stft(
-        stfts, frame_length, frame_step, fft_length=fft_length, window_fn=inverse
-    )
+    frames = tf.signal.irfft(stfts, fft_length=[fft_length])
+    if fft_length > frame_length:
+        frames = frames[..., :frame_length]
+    signals = overlap_add(frames * inverse(frame_length, tf.float32), frame_step)
     if normalize and center:
         signals = signals / _window_envelope(tf.shape(stfts)[2], frame_length, frame_step, forward)
-    waveform = tf.transpose(signals, [0, 2, 1])  # (batch, samples, channels)
     if center:
         half = frame_length // 2
-        waveform = waveform[:, half:]
+        signals = signals[..., half:]
         if length is None:
-            waveform = waveform[:, : tf.shape(waveform)[1] - half]
+            signals = signals[..., : tf.shape(signals)[-1] - half]
+    if data_format == "channels_last":
+        signals = tf.transpose(signals, [0, 2, 1])  # (batch, samples, channels)
     if length is not None:
-        waveform = fit_length(waveform, length)
-    return waveform
+        signals = fit_length(signals, length, axis=1 if data_format == "channels_last" else 2)
+    return signals
+
+
+def overlap_add_scale(frame_length, frame_step, window="hann"):
+    """The constant ``frame_step / sum(window ** 2)`` (a Python float) that
+    makes ``istft(..., normalize=False)`` the signal wherever the squared
+    windows overlap-add to a constant, e.g. Hann at a hop of a quarter
+    frame (2/3); Spleeter scales its output by it."""
+    validate_stft_args(frame_length, frame_step, None, window)
+    weights = np.asarray(window_fn(window)(int(frame_length), tf.float32))
+    return float(frame_step / np.sum(weights**2))
 
 
 def _window_envelope(frames, frame_length, frame_step, forward):
@@ -242,11 +302,19 @@ def overlap_add(frames, frame_step):
     return tf.reshape(total, tf.concat([outer, [(count + ratio - 1) * frame_step]], axis=0))
 
 
-def fit_length(waveform, length):
-    """Cut or zero-pad ``(batch, samples, channels)`` at its end to ``length`` samples."""
-    waveform = waveform[:, :length]
-    missing = tf.maximum(tf.cast(length, tf.int32) - tf.shape(waveform)[1], 0)
-    return tf.pad(waveform, tf.stack([[0, 0], [0, missing], [0, 0]]))
+def fit_length(waveform, length, axis=1):
+    """Cut or zero-pad ``(batch, samples, channels)`` at its end to ``length``
+    samples; ``axis=2`` for ``(batch, channels, samples)``."""
+    if axis not in (1, 2):
+        raise ValueError(f"axis must be 1 or 2, got {axis!r}")
+    if axis == 1:
+        waveform = waveform[:, :length]
+    else:
+        waveform = waveform[:, :, :length]
+    missing = tf.maximum(tf.cast(length, tf.int32) - tf.shape(waveform)[axis], 0)
+    rows = [[0, 0], [0, 0], [0, 0]]
+    rows[axis] = [0, missing]
+    return tf.pad(waveform, tf.stack(rows))
 
 
 def magnitude(spectrogram, power=1.0):
