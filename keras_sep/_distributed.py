@@ -13,14 +13,16 @@ Backups are ``tf.train.CheckpointManager`` checkpoints written by the chief
 multi-worker guide requires), restored at start so a killed run resumes at
 its last completed epoch.
 """
+import logging
 import os
 import shutil
-import sys
 
 import keras
 import tensorflow as tf
 
 from keras_sep import losses as loss_lib
+
+logger = logging.getLogger(__name__)
 
 
 def _is_chief(strategy):
@@ -28,6 +30,42 @@ def _is_chief(strategy):
     if resolver is None or not resolver.task_type:
         return True
     return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0)
+
+
+def replica_loss(loss, num_replicas):
+    """``loss`` as a function of one replica's ``(y_true, y_pred)``.
+
+    The replica values summed over replicas equal ``loss`` on the global
+    batch, with every setting of the instance kept (``Huber(delta=0.3)``, a
+    loss's own arguments, its ``reduction`` and ``dtype``). The instance's
+    own ``call`` gives the unreduced values: rebuilding it from its class
+    would reset its settings, and so would ``from_config`` or ``copy`` for
+    Keras losses whose config omits them (``Huber`` drops ``delta``). The
+    instance's reduction is then applied here over the global number of
+    values, which no replica sees alone.
+    """
+    loss = loss_lib.get(loss)
+    reduction = loss.reduction
+    if reduction in (None, "none"):
+        raise ValueError(
+            "distributed training needs a loss that reduces to a scalar, got "
+            f"{type(loss).__name__} with reduction={reduction!r}"
+        )
+
+    def value(y_true, y_pred):
+        # The conversion that Loss.__call__ makes before its call.
+        y_true = keras.ops.convert_to_tensor(y_true, dtype=loss.dtype)
+        y_pred = keras.ops.convert_to_tensor(y_pred, dtype=loss.dtype)
+        values = loss.call(y_true, y_pred)
+        total = tf.reduce_sum(values)
+        if reduction == "sum":
+            return total
+        # "sum_over_batch_size", "mean" and (without sample weights)
+        # "mean_with_sample_weight" divide by the number of loss values.
+        count = tf.cast(tf.size(values) * num_replicas, total.dtype)
+        return tf.math.divide_no_nan(total, count)
+
+    return value
 
 
 def distributed_fit(
@@ -53,7 +91,7 @@ def distributed_fit(
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
         optimizer.build(model.trainable_variables)
-    per_example = loss_lib.get(loss).__class__(reduction="none")
+    loss_value = replica_loss(loss, strategy.num_replicas_in_sync)
     names = list(model.output_names)
 
     if callable(train_ds) and not isinstance(train_ds, tf.data.Dataset):
@@ -62,11 +100,9 @@ def distributed_fit(
         dist_ds = strategy.experimental_distribute_dataset(train_ds)
 
     def replica_step(mixture, targets):
-        global_batch = tf.shape(mixture)[0] * strategy.num_replicas_in_sync
         with tf.GradientTape() as tape:
             outputs = model(mixture, training=True)
-            value = tf.add_n([per_example(targets[n], outputs[n]) for n in names])
-            value = tf.nn.compute_average_loss(value, global_batch_size=global_batch)
+            value = tf.add_n([loss_value(targets[n], outputs[n]) for n in names])
             scaled = optimizer.scale_loss(value) if hasattr(optimizer, "scale_loss") else value
         grads = tape.gradient(scaled, model.trainable_variables)
         optimizer.apply(grads, model.trainable_variables)
@@ -130,8 +166,8 @@ def distributed_fit(
                 inner.learning_rate.assign(inner.learning_rate * 0.5)
                 lr_waited = 0
             if waited >= patience:
-                if show:
-                    print(f"keras_sep: early stopping after epoch {int(epoch.numpy())}", file=sys.stderr)
+                if chief:
+                    logger.info("early stopping after epoch %d", int(epoch.numpy()))
                 break
     if output_dir and chief:
         model.save(os.path.join(output_dir, "final.keras"))

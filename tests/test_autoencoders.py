@@ -121,6 +121,21 @@ def test_deep_autoencoder_round_trip_keeps_the_tie(tied, tmp_path):
         np.testing.assert_allclose(after, np.asarray(last.activation(logits)), rtol=1e-5, atol=1e-6)
 
 
+def test_deep_autoencoder_clone_and_from_config_keep_one_kernel_per_pair():
+    model = deep_autoencoder(64, hidden=(32, 16), code_dim=4, name="deep_clone")
+    x = low_rank_data(4, 64)
+    pairs = [("code", "decoder_0"), ("encoder_1", "decoder_1"), ("encoder_0", "reconstruction")]
+    # clone_model gives a plain functional model over cloned layers.
+    for copy in (keras.models.clone_model(model), DenseAutoencoder.from_config(model.get_config())):
+        assert len(kernels(copy)) == 3 and len(unique(copy.weights)) == len(copy.weights)
+        copy.set_weights(model.get_weights())
+        np.testing.assert_allclose(np.asarray(copy(x)), np.asarray(model(x)), atol=1e-6)
+        for enc_name, dec_name in pairs:
+            kernel = copy.get_layer(enc_name).kernel
+            assert copy.get_layer(dec_name).kernel is kernel
+            assert kernel is not model.get_layer(enc_name).kernel
+
+
 @pytest.mark.parametrize("tied", [True, False])
 def test_training_reduces_the_loss(tied):
     keras.utils.set_random_seed(4)

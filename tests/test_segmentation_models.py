@@ -111,7 +111,7 @@ def test_encoder_decoder_arguments_are_checked():
     with pytest.raises(ValueError, match="upsampling"):
         encoder_decoder((16, 16, 1), 2, upsampling="cubic")
     with pytest.raises(ValueError, match="multiples of 8"):
-        encoder_decoder((20, 16, 1), 2, filters=(4, 4, 4))
+        encoder_decoder((20, 16, 1), 2, filters=(4, 4, 4), upsampling="transpose")
     with pytest.raises(ValueError, match="num_classes"):
         encoder_decoder((16, 16, 1), 1)
 

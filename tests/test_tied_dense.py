@@ -1,4 +1,6 @@
 """TiedDense: one kernel per encoder/decoder pair, kept through .keras files."""
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -206,3 +208,139 @@ def test_config_and_errors():
         TiedDense(encoder)(np.zeros((1, 5), "float32"))
     with pytest.raises(ValueError, match="keras.layers.Dense"):
         TiedDense(keras.layers.Conv1D(2, 3))
+
+
+# ---------------------------------------------------------------------------
+# Every Keras operation keeps the tie or refuses clearly
+# ---------------------------------------------------------------------------
+SMALL = (12, 8, 4)
+PAIRS = [("enc0", "dec1"), ("enc1", "dec0")]
+
+
+def _data(seed=8):
+    return np.random.default_rng(seed).uniform(size=(3, SMALL[0])).astype("float32")
+
+
+def test_clone_model_ties_the_clone_to_its_own_encoder():
+    model = deep_autoencoder(True, sizes=SMALL)
+    clone = keras.models.clone_model(model)
+    assert len(kernels(clone)) == 2 and len(unique(clone.weights)) == len(clone.weights) == 6
+    for enc_name, dec_name in PAIRS:
+        assert clone.get_layer(dec_name).tied_to is clone.get_layer(enc_name)
+        assert clone.get_layer(dec_name).kernel is not model.get_layer(enc_name).kernel
+    clone.set_weights(model.get_weights())
+    np.testing.assert_allclose(np.asarray(clone(_data())), np.asarray(model(_data())), atol=1e-6)
+    before = np.asarray(model(_data()))
+    _assert_tied_after_load(clone, PAIRS, _data())
+    np.testing.assert_array_equal(np.asarray(model(_data())), before)  # original untouched
+
+
+def test_model_from_config_keeps_the_tie():
+    model = deep_autoencoder(True, sizes=SMALL)
+    rebuilt = keras.Model.from_config(model.get_config())
+    assert len(kernels(rebuilt)) == 2
+    rebuilt.set_weights(model.get_weights())
+    np.testing.assert_allclose(np.asarray(rebuilt(_data())), np.asarray(model(_data())), atol=1e-6)
+    _assert_tied_after_load(rebuilt, PAIRS, _data())
+
+
+def _nested(encoder_nested=True, decoder_nested=True):
+    """Encoder and decoder as sub-models (or layers) of an outer model."""
+    encoder = keras.layers.Dense(3, name="enc")
+    encoder.build((None, 6))
+    decoder = TiedDense(encoder, activation="sigmoid", name="dec")
+    x = keras.Input((6,))
+    encode = keras.Model(x, encoder(x), name="encoder") if encoder_nested else encoder
+    if decoder_nested:
+        z = keras.Input((3,))
+        decode = keras.Model(z, decoder(z), name="decoder")
+    else:
+        decode = decoder
+    inputs = keras.Input((6,))
+    return keras.Model(inputs, decode(encode(inputs)))
+
+
+def _find(model, name):
+    for layer in model.layers:
+        if layer.name == name:
+            return layer
+        if isinstance(layer, keras.Model):
+            found = _find(layer, name)
+            if found is not None:
+                return found
+    return None
+
+
+@pytest.mark.parametrize("encoder_nested,decoder_nested", [(True, False), (False, True)])
+def test_one_side_nested_saves_and_loads_tied(tmp_path, encoder_nested, decoder_nested):
+    data = np.random.default_rng(9).uniform(size=(2, 6)).astype("float32")
+    model = _nested(encoder_nested, decoder_nested)
+    model.save(tmp_path / "nested.keras")
+    loaded = keras.saving.load_model(tmp_path / "nested.keras")
+    np.testing.assert_allclose(np.asarray(loaded(data)), np.asarray(model(data)), atol=1e-6)
+    encoder, decoder = _find(loaded, "enc"), _find(loaded, "dec")
+    assert decoder.kernel is encoder.kernel and len(loaded.weights) == 3
+    # Writing the encoder's kernel changes what the loaded model decodes.
+    encoder.kernel.assign(encoder.kernel * 2.0)
+    h = data @ np.asarray(encoder.kernel) + np.asarray(encoder.bias)
+    expected = 1 / (1 + np.exp(-(h @ np.asarray(encoder.kernel).T + np.asarray(decoder.bias))))
+    np.testing.assert_allclose(np.asarray(loaded(data)), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_encoder_and_decoder_in_separate_sub_models_are_refused(tmp_path):
+    """Keras 3 rebuilds a layer shared by two nested sub-models as two layers."""
+    data = np.random.default_rng(10).uniform(size=(2, 6)).astype("float32")
+    model = _nested()
+    assert len(model.weights) == 3
+    model.save(tmp_path / "separate.keras")
+    with pytest.raises(ValueError, match="saved in separate nested sub-models"):
+        keras.saving.load_model(tmp_path / "separate.keras")
+    for copy in (keras.Model.from_config(model.get_config()), keras.models.clone_model(model)):
+        with pytest.raises(ValueError, match="holds a copy of its encoder 'enc'"):
+            copy(data)
+    with pytest.raises(ValueError, match="would stay tied to the original model"):
+        keras.models.clone_model(model, recursive=True)
+
+
+def test_layer_from_config_alone():
+    encoder = keras.layers.Dense(3, name="enc")
+    x = keras.Input((6,))
+    h = encoder(x)
+    decoder = TiedDense(encoder, name="dec")
+    # In process, the config holds the live encoder: the tie is kept.
+    same = TiedDense.from_config(decoder.get_config())
+    assert same.tied_to is encoder
+    code = np.ones((2, 3), "float32")
+    np.testing.assert_allclose(
+        np.asarray(same(code)), code @ np.asarray(encoder.kernel).T, rtol=1e-6
+    )
+    # From JSON it holds a placeholder copy, refused until tied in a graph.
+    serialized = json.loads(json.dumps(keras.saving.serialize_keras_object(decoder)))
+    detached = keras.saving.deserialize_keras_object(serialized)
+    with pytest.raises(ValueError, match="rebuilt from a config"):
+        detached(code)
+    tied = keras.saving.deserialize_keras_object(serialized)
+    model = keras.Model(x, tied(h))
+    assert tied.tied_to is encoder and len(model.weights) == 3
+    data = np.random.default_rng(11).uniform(size=(2, 6)).astype("float32")
+    np.testing.assert_allclose(
+        np.asarray(model(data)),
+        np.asarray(encoder(data)) @ np.asarray(encoder.kernel).T,
+        rtol=1e-5, atol=1e-6,
+    )
+
+
+def test_training_step_updates_the_shared_kernel_once():
+    model = deep_autoencoder(True, sizes=SMALL)
+    x = _data(12)
+    kernel = model.get_layer("enc0").kernel
+    assert sum(v is kernel for v in model.trainable_weights) == 1
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.square(model(x) - x))
+    grad = np.asarray(tape.gradient(loss, kernel))
+    before = np.asarray(kernel).copy()
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    model.train_on_batch(x, x)
+    # One SGD update with the sum of both sides' gradients, applied once.
+    np.testing.assert_allclose(np.asarray(kernel), before - 0.1 * grad, rtol=1e-5, atol=1e-7)
+    assert model.get_layer("dec1").kernel is kernel

@@ -168,3 +168,62 @@ def test_rebuilding_for_another_precision_keeps_frozen_layers_frozen():
     assert {w.path for w in clone.trainable_weights} == expected
     for a, b in zip(model.weights, clone.weights):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def _waveform_model():
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((64, 1), name="mixture")
+    vocals = keras.layers.Dense(1, name="vocals")(inputs)
+    return keras.Model(inputs, {"vocals": vocals})
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        keras.losses.Huber(delta=0.3),
+        keras.losses.MeanAbsoluteError(reduction="sum"),
+        losses.MultiResolutionSTFTLoss(resolutions=[(32, 8)], epsilon=1e-2),
+    ],
+    ids=["huber_delta", "mae_sum", "stft_resolutions"],
+)
+def test_distributed_loop_keeps_the_loss_instance_settings(loss):
+    from keras_sep._distributed import distributed_fit
+
+    rng = np.random.default_rng(2)
+    mixture = rng.normal(size=(4, 64, 1)).astype(np.float32)
+    target = (0.5 * mixture + rng.normal(scale=0.5, size=mixture.shape)).astype(np.float32)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        model = _waveform_model()
+    # The instance's own value on the batch, before the (zero-rate) step.
+    expected = float(loss(target, model(mixture)["vocals"]))
+    ds = tf.data.Dataset.from_tensor_slices((mixture, {"vocals": target})).batch(4).repeat()
+    history = distributed_fit(
+        model, strategy, ds, epochs=1, steps_per_epoch=1, learning_rate=0.0, loss=loss, verbose=0
+    )
+    np.testing.assert_allclose(history["loss"][0], expected, rtol=1e-5)
+
+
+def test_distributed_loop_refuses_unreduced_losses():
+    from keras_sep._distributed import replica_loss
+
+    with pytest.raises(ValueError, match="reduction=None"):
+        replica_loss(keras.losses.Huber(reduction=None), 1)
+
+
+def test_distributed_early_stopping_is_logged(caplog):
+    from keras_sep._distributed import distributed_fit
+
+    mixture = np.ones((4, 64, 1), np.float32)
+    ds = tf.data.Dataset.from_tensor_slices((mixture, {"vocals": mixture})).batch(4).repeat()
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        model = _waveform_model()
+    with caplog.at_level("INFO", logger="keras_sep._distributed"):
+        history = distributed_fit(
+            model, strategy, ds, epochs=5, steps_per_epoch=1,
+            learning_rate=0.0, loss=keras.losses.MeanSquaredError(), patience=1, verbose=0,
+        )
+    # With a zero learning rate the loss never improves after epoch 1.
+    assert len(history["loss"]) == 2
+    assert "early stopping after epoch 2" in caplog.text

@@ -116,7 +116,8 @@ def test_first_maximum_wins_and_nan_inf_rules():
 def test_unpool_of_pool_keeps_maxima_in_place(pool_size, strides, padding):
     x = integer_input((3, 5, 7, 2), seed=7)
     pooled, argmax = max_pool_with_argmax(x, pool_size, strides, padding)
-    restored = np.asarray(max_unpool(pooled, argmax, (5, 7)))
+    # With the geometry given, the window check accepts every true index.
+    restored = np.asarray(max_unpool(pooled, argmax, (5, 7), pool_size, strides, padding))
     np.testing.assert_array_equal(
         restored, np_unpool(np.asarray(pooled), np.asarray(argmax), 5, 7)
     )
@@ -128,15 +129,19 @@ def test_unpool_of_pool_keeps_maxima_in_place(pool_size, strides, padding):
     np.testing.assert_array_equal(restored[~chosen], 0)
 
 
-def test_unpool_duplicates_keep_largest_and_drop_stray_indices():
+def test_unpool_duplicates_keep_largest_and_drop_no_maximum_markers():
     values = np.array([1.0, 4.0, -3.0, 2.0], "float32").reshape(1, 1, 4, 1)
     indices = np.array([5, 5, 0, -1], "int64").reshape(1, 1, 4, 1)
     out = np.asarray(max_unpool(values, indices, (2, 3)))[0, :, :, 0]
     np.testing.assert_array_equal(out, [[-3, 0, 0], [0, 0, 4]])
-    # An index past one example must not land in the next one.
+
+
+def test_unpool_refuses_an_index_past_one_example():
+    # It would otherwise be dropped or, with a batch offset, land in the
+    # next example: the indices belong to a larger tensor.
     values = np.ones((2, 1, 1, 1), "float32")
-    out = max_unpool(values, np.full((2, 1, 1, 1), 4, "int64"), (2, 2))
-    np.testing.assert_array_equal(out, np.zeros((2, 2, 2, 1)))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="argmax indices"):
+        max_unpool(values, np.full((2, 1, 1, 1), 4, "int64"), (2, 2))
 
 
 @pytest.mark.parametrize("pool_size,strides", [(2, 2), (3, 2), (3, 1)])
@@ -226,8 +231,11 @@ def test_unpooling_layer_basic_checks(tmp_path, with_reference):
 @pytest.mark.parametrize("padding,size", [("valid", (5, 7)), ("same", (4, 6))])
 def test_unpooling_default_size(padding, size):
     layer = MaxUnpooling2D(pool_size=3, strides=2, padding=padding)
-    values = np.zeros((1, 2, 3, 1), "float32")
-    assert layer([values, values.astype("int64")]).shape == (1, *size, 1)
+    x = integer_input((1, *size, 1))
+    values, indices = np_pool_with_argmax(x, 3, 2, padding)
+    assert values.shape == (1, 2, 3, 1)
+    out = np.asarray(layer([values, indices]))
+    np.testing.assert_array_equal(out, np_unpool(values, indices, *size))
     assert layer.compute_output_shape([(None, 2, 3, 1)] * 2) == (None, *size, 1)
     unknown_height = layer.compute_output_shape([(None, None, 3, 1)] * 2)
     assert unknown_height == (None, None, size[1], 1)
@@ -279,3 +287,82 @@ def test_bad_arguments(kwargs, match):
         MaxUnpooling2D(output_size=(5,))
     with pytest.raises(ValueError, match="values, indices"):
         MaxUnpooling2D()(np.zeros((1, 2, 2, 1), "float32"))
+
+
+# ---------------------------------------------------------------------------
+# sizes that are not the default: odd inputs, mismatched indices
+# ---------------------------------------------------------------------------
+ODD_AND_EVEN = [(7, 9), (6, 8)]
+
+
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("pool_size,strides", [(2, 2), (3, 2)])
+@pytest.mark.parametrize("size", ODD_AND_EVEN)
+def test_unpooling_odd_and_even_sizes_match_numpy(size, pool_size, strides, padding):
+    x = integer_input((2, *size, 3), seed=11)
+    values, indices = np_pool_with_argmax(x, pool_size, strides, padding)
+    expected = np_unpool(values, indices, *size)
+    layer = MaxUnpooling2D(pool_size, strides, padding)
+    np.testing.assert_array_equal(layer([values, indices, x]), expected)
+    sized = MaxUnpooling2D(pool_size, strides, padding, output_size=size)
+    np.testing.assert_array_equal(sized([values, indices]), expected)
+
+
+@pytest.mark.parametrize("padding", PADDINGS)
+def test_indices_of_an_odd_size_unpooled_to_the_default_are_an_error(padding):
+    """7 x 9 pools to the size that 6 x 8 ("valid") or 8 x 10 ("same") pools
+    to; its indices must not be read against that default, nor against any
+    other wrong size."""
+    x = integer_input((2, 7, 9, 3), seed=12)
+    values, indices = np_pool_with_argmax(x, 2, 2, padding)
+    default = MaxUnpooling2D(2, padding=padding)
+    default_size = (6, 8) if padding == "valid" else (8, 10)
+    assert default.compute_output_shape([values.shape] * 2) == (2, *default_size, 3)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"argmax indices"):
+        default([values, indices])
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"argmax indices"):
+        MaxUnpooling2D(2, padding=padding, output_size=(7, 10))([values, indices])
+    # A reference of the wrong size is refused the same way, also in a graph.
+    wrong = tf.function(lambda v, i, r: default([v, i, r]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"assumed \(height, width\)"):
+        wrong(values, indices, np.zeros((2, 6, 8, 1), "float32"))
+    # Indices of another pooling geometry (3 x 3 windows) are refused too.
+    values3, indices3 = np_pool_with_argmax(x, 3, 2, padding)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="pool_size=\\(2, 2\\)"):
+        MaxUnpooling2D(2, padding=padding)([values3, indices3, x])
+
+
+def test_mismatched_indices_fail_inside_a_keras_model():
+    inputs = [keras.Input((None, None, 2)), keras.Input((None, None, 2), dtype="int64")]
+    model = keras.Model(inputs, MaxUnpooling2D(2)(inputs))
+    x = integer_input((1, 7, 9, 2), seed=13)
+    values, indices = np_pool_with_argmax(x, 2, 2, "valid")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="argmax indices"):
+        model.predict([values, indices], verbose=0)
+    even = integer_input((1, 6, 8, 2), seed=13)
+    values, indices = np_pool_with_argmax(even, 2, 2, "valid")
+    out = model.predict([values, indices], verbose=0)
+    np.testing.assert_array_equal(out, np_unpool(values, indices, 6, 8))
+
+
+def test_encoder_decoder_unpools_odd_sizes_and_others_refuse_them():
+    from keras_sep.models.encoder_decoder import encoder_decoder
+
+    keras.utils.set_random_seed(4)
+    x = np.random.default_rng(5).normal(size=(2, 7, 9, 1)).astype("float32")
+    static = encoder_decoder((7, 9, 1), 3, filters=(4, 8), upsampling="unpool")
+    dynamic = encoder_decoder((None, None, 1), 3, filters=(4, 8), upsampling="unpool")
+    dynamic.set_weights(static.get_weights())
+    np.testing.assert_allclose(dynamic(x), static(x), atol=1e-6)
+    assert static(x).shape == (2, 7, 9, 3)
+    # The last unpooling puts the 3 x 4 values back into 7 x 9, by numpy.
+    pool, unpool = static.get_layer("pool_0"), static.get_layer(f"unpool_{1}")
+    probe = keras.Model(static.input, [pool.input, unpool.input[0], pool.output[1], unpool.output])
+    pre_pool, values, argmax, unpooled = [np.asarray(t) for t in probe(x)]
+    assert pre_pool.shape == unpooled.shape == (2, 7, 9, 4)
+    np.testing.assert_array_equal(unpooled, np_unpool(values, argmax, 7, 9))
+    for mode in ("transpose", "bilinear"):
+        with pytest.raises(ValueError, match="multiples of 4 with upsampling"):
+            encoder_decoder((7, 9, 1), 3, filters=(4, 8), upsampling=mode)
+    with pytest.raises(ValueError, match="at least 4"):
+        encoder_decoder((3, 9, 1), 3, filters=(4, 8), upsampling="unpool")

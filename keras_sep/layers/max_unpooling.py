@@ -29,9 +29,16 @@ class MaxUnpooling2D(keras.layers.Layer):
 
     The argmax indices are only meaningful against the size of the tensor
     that was pooled: use 1 or 2 whenever that size need not be the default.
+    Indices that cannot come from pooling a tensor of the size used (with
+    this layer's ``pool_size``, ``strides`` and ``padding``) raise
+    ``tf.errors.InvalidArgumentError`` when the model runs, e.g. those of a
+    7 × 9 tensor unpooled to the default 6 × 8, rather than landing in
+    wrong places (see ``keras_sep.ops.unpooling.max_unpool``; XLA compiles
+    the check away).
 
     Args:
-        pool_size: int or ``(rows, columns)``, the pooling window used.
+        pool_size: int or ``(rows, columns)``, the pooling window that gave
+            the indices.
         strides: int or pair, the pooling strides; ``None`` means
             ``pool_size``.
         padding: ``"valid"`` or ``"same"``, the pooling padding.
@@ -54,6 +61,7 @@ class MaxUnpooling2D(keras.layers.Layer):
     Example:
 
     >>> import numpy as np
+    >>> from keras_sep.layers import MaxPoolingWithArgmax2D
     >>> x = np.random.rand(2, 5, 7, 3).astype("float32")
     >>> pooled, argmax = MaxPoolingWithArgmax2D(pool_size=2)(x)
     >>> MaxUnpooling2D(pool_size=2)([pooled, argmax, x]).shape
@@ -117,7 +125,9 @@ class MaxUnpooling2D(keras.layers.Layer):
         else:
             shape = tf.shape(values)
             size = self._default_size(shape[1], shape[2])
-        return unpooling.max_unpool(values, indices, size)
+        return unpooling.max_unpool(
+            values, indices, size, self.pool_size, self.strides, self.padding
+        )
 
     def compute_output_shape(self, input_shape):
         self._check_inputs(input_shape)

@@ -3,6 +3,13 @@ import keras
 from keras import ops
 
 
+def _with_nested_layers(layer):
+    """``layer`` and, for a model, every layer nested inside it."""
+    yield layer
+    for inner in getattr(layer, "layers", ()) if isinstance(layer, keras.Model) else ():
+        yield from _with_nested_layers(inner)
+
+
 @keras.saving.register_keras_serializable(package="keras_sep")
 class TiedDense(keras.layers.Layer):
     """Dense layer reusing the transposed kernel of a ``keras.layers.Dense``.
@@ -19,27 +26,34 @@ class TiedDense(keras.layers.Layer):
     ``TiedDense.weights`` holds the bias only, so nothing is counted or
     updated twice. ``kernel`` returns the shared variable (encoder layout).
 
-    Saving: ``get_config`` returns the encoder layer itself under
-    ``tied_to``; Keras serialises it into this layer's config. ``.keras``
-    saving and loading (``model.save`` / ``keras.saving.load_model``) run
-    inside Keras's object-sharing scope, which marks an object serialised
-    twice with a ``shared_object_id`` and rebuilds it once, so after loading
-    this layer points at the very ``Dense`` instance of the loaded model,
-    i.e. at its kernel variable. This holds in Functional and Sequential
-    models whichever of the two layers comes first. Constraints:
+    Every Keras operation keeps the tie or refuses clearly:
 
-    - Keep the encoder and the decoder as layers of the same model, not
-      split across nested sub-models (``encoder = keras.Model(...)``,
-      ``decoder = keras.Model(...)``): Keras 3.15 cannot reload any layer
-      shared across nested sub-models, and loading fails with "expected 2
-      variables, but received 0".
-    - A model holding only the decoder side saves and loads (the encoder
-      comes back as a private copy with its weights), but the tie to an
-      encoder in another model cannot survive a file.
-    - ``Model.from_config(model.get_config())`` runs outside that scope and
-      gives each ``TiedDense`` a private copy of its encoder;
-      ``keras.models.clone_model`` ties the clone's decoders to the
-      original encoders. Use ``.keras`` files, or rebuild the model in code.
+    - ``.keras`` saving and loading: ``get_config`` returns the encoder
+      itself under ``tied_to`` and Keras's object-sharing scope rebuilds it
+      once, so the loaded layer uses the loaded model's encoder (Functional
+      and Sequential, either layer first). A model holding only the decoder
+      side loads with a private copy of the encoder and its weights.
+    - ``keras.models.clone_model`` and ``Model.from_config``: a copy made by
+      ``from_config`` re-ties, when it is called in a functional graph, to
+      the layer named like its encoder among the layers upstream of its
+      input (inside nested models too), i.e. to the clone's own encoder. A
+      copy holding the original's live encoder (``clone_model``'s path)
+      that finds no such layer raises a ``ValueError`` instead of staying
+      tied to the original model.
+    - ``TiedDense.from_config`` alone keeps a live encoder (``tied_to`` is
+      the same object); from a serialised config (JSON) it holds a copy of
+      the encoder that is only a placeholder until the tie is found as
+      above or loaded from a file: using it before raises a ``ValueError``.
+    - Encoder and decoder in separate nested sub-models (``encoder =
+      keras.Model(...)``, ``decoder = keras.Model(...)`` inside an outer
+      model) cannot be rebuilt from a config or a ``.keras`` file: Keras
+      3's ``Functional.get_config`` deep-copies the inner configs, so a
+      layer shared across sub-models comes back as two (keras-team/keras
+      #9571). Loading such a file, or calling a decoder rebuilt that way,
+      raises a ``ValueError`` naming the layers, rather than decoding with
+      a kernel of its own. Keep both in one model and build sub-models as
+      views over its layers (as ``DenseAutoencoder.encoder``/``.decoder``
+      do), or rebuild the model in code and load weights.
     - ``tied_to`` must be built (called once) before this layer is built,
       since its kernel shape gives this layer's output size.
 
@@ -100,6 +114,12 @@ class TiedDense(keras.layers.Layer):
         # Set past Keras's attribute tracking on purpose: a tracked encoder
         # would make its kernel and bias weights of this layer too.
         object.__setattr__(self, "_tied_to", tied_to)
+        # Set by from_config: a copy re-ties to its model's encoder, and one
+        # whose encoder was deserialised waits for that (or a file) first.
+        self._from_config = False
+        self._live_copy = False
+        self._placeholder_encoder = False
+        self._encoder_shared_in_file = False
         self.activation = keras.activations.get(activation)
         self.use_bias = bool(use_bias)
         self.bias_initializer = keras.initializers.get(bias_initializer)
@@ -124,6 +144,74 @@ class TiedDense(keras.layers.Layer):
             return None
         return int(self._tied_to.kernel.shape[0])
 
+    def __call__(self, inputs, *args, **kwargs):
+        if self._from_config and isinstance(inputs, keras.KerasTensor):
+            if not self._tie_to_upstream_encoder(inputs) and self._live_copy:
+                # clone_model's path: left alone, the copy would decode
+                # with the original model's kernel.
+                raise ValueError(
+                    f"TiedDense {self.name!r} was copied with its live encoder "
+                    f"{self._tied_to.name!r} (keras.models.clone_model or "
+                    f"from_config) and called where no layer named "
+                    f"{self._tied_to.name!r} is upstream of its input, so it "
+                    "would stay tied to the original model; clone a model in "
+                    "which the decoder is called on its encoder's output, or "
+                    "build TiedDense(encoder) in code"
+                )
+        return super().__call__(inputs, *args, **kwargs)
+
+    def _tie_to_upstream_encoder(self, tensor):
+        """Tie a copy to the layer named like its encoder upstream of ``tensor``.
+
+        Reads the functional graph through ``_keras_history`` and
+        ``_inbound_nodes``, the attributes Keras itself builds graphs from;
+        nested models on the way are searched layer by layer.
+        """
+        name = self._tied_to.name
+        seen, stack = set(), [tensor]
+        while stack:
+            history = getattr(stack.pop(), "_keras_history", None)
+            if history is None or id(history[0]) in seen:
+                continue
+            operation, node_index = history[0], history[1]
+            seen.add(id(operation))
+            for layer in _with_nested_layers(operation):
+                if isinstance(layer, keras.layers.Dense) and layer.name == name:
+                    object.__setattr__(self, "_tied_to", layer)
+                    self._placeholder_encoder = False
+                    return True
+            stack.extend(operation._inbound_nodes[node_index].input_tensors)
+        return False
+
+    def _check_tied(self):
+        if self._placeholder_encoder:
+            raise ValueError(
+                f"TiedDense {self.name!r} holds a copy of its encoder "
+                f"{self._tied_to.name!r} rebuilt from a config, not the encoder: "
+                "call it on the encoder's output in a functional model, load it "
+                "from a .keras file, or build TiedDense(encoder) in code (encoder "
+                "and decoder in separate nested sub-models cannot be rebuilt by "
+                "Keras 3)"
+            )
+
+    def load_own_variables(self, store):
+        super().load_own_variables(store)
+        if not self._placeholder_encoder:
+            return
+        if self._encoder_shared_in_file and not self._tied_to._inbound_nodes:
+            # The file's encoder lives in another nested sub-model, which
+            # Keras rebuilt as a separate layer: the tie is lost.
+            raise ValueError(
+                f"TiedDense {self.name!r} and its encoder {self._tied_to.name!r} "
+                "were saved in separate nested sub-models, which Keras 3 cannot "
+                "reload as one layer; keep them in one functional model (use "
+                "sub-models as views), or rebuild the model in code and load "
+                "its weights"
+            )
+        # Otherwise the encoder is in use in this model, or its weights are
+        # stored with this layer and load next.
+        self._placeholder_encoder = False
+
     def build(self, input_shape):
         if not self._tied_to.built:
             raise ValueError(
@@ -146,6 +234,7 @@ class TiedDense(keras.layers.Layer):
             )
 
     def call(self, inputs):
+        self._check_tied()
         kernel = ops.cast(self._tied_to.kernel, self.compute_dtype)
         outputs = ops.matmul(inputs, ops.transpose(kernel))
         if self.bias is not None:
@@ -180,10 +269,16 @@ class TiedDense(keras.layers.Layer):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        if isinstance(config["tied_to"], dict):
+        serialized = config["tied_to"]
+        if isinstance(serialized, dict):
             # Inside .keras loading this returns the model's own encoder
             # instance (shared_object_id); elsewhere it builds a copy.
-            config["tied_to"] = keras.saving.deserialize_keras_object(
-                config["tied_to"]
-            )
-        return cls(**config)
+            config["tied_to"] = keras.saving.deserialize_keras_object(serialized)
+        layer = cls(**config)
+        layer._from_config = True
+        if isinstance(serialized, dict):
+            layer._placeholder_encoder = not layer._tied_to._inbound_nodes
+            layer._encoder_shared_in_file = "shared_object_id" in serialized
+        else:
+            layer._live_copy = True
+        return layer

@@ -41,7 +41,9 @@ class EncoderDecoder(keras.Model):
 
     Args:
         input_shape: ``(height, width, channels)``; height and width (None
-            allowed) must be multiples of ``2 ** len(filters)``.
+            allowed) must be multiples of ``2 ** len(filters)``, or with
+            ``"unpool"`` any size of at least ``2 ** len(filters)`` (7 × 9
+            comes back as 7 × 9).
         num_classes: number of classes, ``>= 2``.
         filters: channels of the encoder stages; the decoder mirrors them.
         upsampling: ``"unpool"``, ``"transpose"``, ``"nearest"``,
@@ -106,9 +108,19 @@ class EncoderDecoder(keras.Model):
             raise ValueError(f"convs_per_stage must be >= 1, got {convs_per_stage!r}")
         factor = 2 ** len(filters)
         for size in input_shape[:2]:
-            if size is not None and size % factor:
+            # Unpooling takes its size from the tensor that was pooled, so
+            # any size that survives the poolings comes back whole; the
+            # other decoders double sizes and need multiples.
+            if size is None:
+                continue
+            if upsampling == "unpool" and size < factor:
                 raise ValueError(
-                    f"height and width must be multiples of {factor}, got {input_shape!r}"
+                    f"height and width must be at least {factor}, got {input_shape!r}"
+                )
+            if upsampling != "unpool" and size % factor:
+                raise ValueError(
+                    f"height and width must be multiples of {factor} with "
+                    f"upsampling={upsampling!r}, got {input_shape!r}"
                 )
         num_classes, convs_per_stage = int(num_classes), int(convs_per_stage)
         block_args = dict(
