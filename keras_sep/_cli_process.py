@@ -90,6 +90,7 @@ def start_tensorflow(verbose):
 
     if "tensorflow" not in sys.modules:
         runtime.use_bfc_allocator()
-    if not verbose:
-        runtime.quiet_tensorflow()
-    _import_keras_lean()
+    # Importing Keras imports TensorFlow (and TensorFlow 2.21 Keras), so
+    # the quiet start-up wraps the one import.
+    with contextlib.nullcontext() if verbose else runtime.quiet_tensorflow():
+        _import_keras_lean()

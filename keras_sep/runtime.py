@@ -10,7 +10,8 @@ first thing:
 >>> from keras_sep import runtime
 >>> runtime.use_bfc_allocator()    # doctest: +SKIP
 True
->>> tf = runtime.quiet_tensorflow()  # doctest: +SKIP
+>>> with runtime.quiet_tensorflow():  # doctest: +SKIP
+...     import tensorflow as tf
 """
 import contextlib
 import logging
@@ -108,38 +109,47 @@ def _stderr_captured():
             captured.append(sink.read().decode("utf-8", "replace"))
 
 
+@contextlib.contextmanager
 def quiet_tensorflow():
-    """Import TensorFlow and find its devices without its start-up lines.
+    """Hide TensorFlow's start-up notices while the block imports it.
 
     TensorFlow 2.21, CUDA and absl print lines such as ``cudart_stub.cc ...
     Could not find cuda drivers``, ``failed call to cuInit`` and absl's
     ``I0000 ...`` notices from C++ straight to file descriptor 2 while
-    TensorFlow loads, even under ``TF_CPP_MIN_LOG_LEVEL``, so no Python
-    filter sees them. This sets ``TF_CPP_MIN_LOG_LEVEL=2`` unless it is set
-    (TensorFlow's later INFO and WARNING lines are hidden, its errors kept),
-    then imports TensorFlow and lists its physical devices with descriptor 2
-    sent to a temporary file, and afterwards writes back to stderr every
-    captured line that is not such a start-up notice, so real errors stay
-    visible. Call it from a program's entry point: it changes the process's
-    environment, and it cannot hide what an earlier ``import tensorflow``
-    printed. Listing the physical devices does not fix the CPU allocator,
-    so :func:`use_bfc_allocator` may come before or after.
+    TensorFlow loads and finds its devices, even under
+    ``TF_CPP_MIN_LOG_LEVEL``, so no Python filter sees them. Inside the
+    block, descriptor 2 goes to a temporary file; on leaving it, TensorFlow
+    (if the block imported it) lists its physical devices, which is where
+    CUDA reports a missing driver, and then descriptor 2 is restored and
+    every captured line that is not such a start-up notice is written back
+    to stderr, so real errors stay visible (the notices go to this module's
+    logger at DEBUG level). It also sets ``TF_CPP_MIN_LOG_LEVEL=2`` unless
+    set: TensorFlow's later INFO and WARNING lines are hidden, its errors
+    kept.
 
-    Returns:
-        The ``tensorflow`` module.
+    Use it at a program's entry point, around the first import of
+    TensorFlow (or of a module that imports it): it changes the process's
+    environment, and it cannot hide what an earlier import printed. Listing
+    the physical devices does not fix the CPU allocator, so
+    :func:`use_bfc_allocator` may come before or after.
+
+    Example:
+
+    >>> with runtime.quiet_tensorflow():  # doctest: +SKIP
+    ...     import tensorflow as tf
     """
     os.environ.setdefault(_LOG_LEVEL_VARIABLE, "2")
-    if "tensorflow" in sys.modules:
-        return sys.modules["tensorflow"]
+    if "tensorflow" in sys.modules:  # started already: nothing left to hide
+        yield
+        return
     captured = []
     try:
         with _stderr_captured() as captured:
-            import tensorflow as tf
-
-            tf.config.list_physical_devices()  # where CUDA reports a missing driver
+            yield
+            if "tensorflow" in sys.modules:
+                sys.modules["tensorflow"].config.list_physical_devices()
     finally:  # also when the import fails: its own messages matter then
         _pass_on("".join(captured))
-    return tf
 
 
 def _pass_on(text):
