@@ -118,3 +118,23 @@ def test_the_backend_check_reads_keras_own_answer(monkeypatch):
         _backend._check()
     monkeypatch.undo()
     _backend._check()  # TensorFlow again: passes
+
+
+def test_the_command_line_turns_the_bfc_allocator_on(tmp_path):
+    """keras-sep's main() opts in before TensorFlow starts (here a command
+    that then fails on its model)."""
+    code = (
+        "import os, sys\n"
+        "from keras_sep import cli\n"
+        "rc = cli.main(['export', sys.argv[1], '-m', sys.argv[2]])\n"
+        "import tensorflow as tf\n"
+        "before = tf.config.experimental.get_memory_info('CPU:0')['current']\n"
+        "kept = [tf.fill((100,), tf.constant(i, tf.uint8)) for i in range(100)]\n"
+        "print(rc, os.environ.get('TF_CPU_ALLOCATOR_USE_BFC'),\n"
+        "      tf.config.experimental.get_memory_info('CPU:0')['current'] - before)\n"
+    )
+    environ = {k: v for k, v in os.environ.items() if k != "TF_CPU_ALLOCATOR_USE_BFC"}
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "1"), str(tmp_path / "missing.keras")],
+                          capture_output=True, text=True, env=dict(environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["2", "true", str(BFC_COUNT)]
