@@ -3,20 +3,13 @@
 Submodules are imported on first use so that ``keras-sep --help`` and
 ``import keras_sep`` stay instant; TensorFlow is loaded only when a
 submodule that needs it is touched.
+
+Importing it changes nothing in the host process: no environment variables,
+allocators or log settings. Keras must run on TensorFlow (Keras' default, or
+``KERAS_BACKEND=tensorflow``); :mod:`keras_sep.runtime` holds the
+process-wide settings a program may opt into.
 """
 import importlib
-import os
-
-# Keras 3 picks its backend at import time; keras_sep is TensorFlow-only.
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-# TensorFlow's default CPU allocator hands every buffer over 32 MB (glibc's
-# largest mmap threshold) to a fresh mmap, so a chunk's spectra and inverse
-# FFT frames page-fault anew on every call: on a 2-vCPU VM that was 100 ms
-# of a 420 ms chunk. The BFC allocator keeps freed buffers for reuse. It is
-# read when TensorFlow makes its first CPU tensor, so this works even after
-# `import tensorflow`, but not after TensorFlow has run an op. Set the
-# variable to "false" to keep TensorFlow's default.
-os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 
 __version__ = "0.1.0"
 
@@ -32,6 +25,7 @@ _SUBMODULES = (
     "evaluation",
     "pretrained",
     "export",
+    "runtime",
 )
 _ATTRIBUTES = {"Separator": "separation"}
 

@@ -1,33 +1,40 @@
-"""``keras-sep``: separate, evaluate and export from the command line.
+"""``keras-sep``: separate, evaluate, train, tune and export from the command line.
 
-TensorFlow is imported inside each command, so ``keras-sep --help`` answers
-at once.
+TensorFlow is imported inside the commands, so ``keras-sep --help`` answers
+at once. :func:`main` configures its own process, as the library never
+does: a handler that prints the ``keras_sep`` loggers' messages as
+``keras-sep: ...`` lines, TensorFlow's BFC CPU allocator and, unless
+``--verbose``, TensorFlow's start-up without its C++ notices
+(:mod:`keras_sep.runtime`).
 """
 import argparse
 import math
 import os
 import sys
 
+from keras_sep import _cli_process as _process
+
 DEFAULT_MODEL = "spleeter:2stems"
-# keras_sep.audio.CODECS, named here so that --help need not import audio code.
-CODECS = ("wav", "flac", "mp3", "ogg", "m4a")
+logger = _process.logger
 
 
 def _fail(error, subject=None):
-    """Print ``error`` as the one line the CLI promises (to stderr)."""
+    """Report ``error`` as the one line the CLI promises."""
     from keras_sep.audio import one_line
 
-    print(f"keras-sep: {subject + ': ' if subject else ''}{one_line(error)}", file=sys.stderr)
+    logger.error("%s%s", f"{subject}: " if subject else "", one_line(error))
 
 
-def _make_separator(model, **kwargs):
-    """A Separator, or None after a one-line error: a bad preset name or
-    model file stops the command."""
+def _load_separator(model, **kwargs):
+    """The command's Separator, or None after a one-line error: an unknown
+    preset, a missing file, a folder, a file that is no .keras archive or
+    no separator stops every command the same way (exit 2)."""
     from keras_sep.separation import Separator
 
     try:
         return Separator.from_preset(model, **kwargs)
-    except Exception as error:
+    except Exception as error:  # whatever a user's model file makes Keras raise, on one line
+        logger.debug("loading model %s failed", model, exc_info=True)
         _fail(error, None if str(error).startswith(f"{model}:") else model)
         return None
 
@@ -54,7 +61,7 @@ def _separate(args):
     if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
         _fail(f"--duration must be > 0 seconds, got {args.duration:g}")
         return 2
-    separator = _make_separator(
+    separator = _load_separator(
         args.model, chunking=args.chunking, batch_size=args.batch_size, precision=args.precision, mwf=args.mwf
     )
     if separator is None:
@@ -130,6 +137,9 @@ def _train(args):
     except recipes.ConfigError as error:
         _fail(error)
         return 2
+    except OSError as error:  # the output folder, a data file
+        _fail(error)
+        return 1
     print(f"trained separator: {os.path.join(args.output, 'separator.keras')}")
     print(f"resolved config:   {os.path.join(args.output, 'config.json')}")
     print(f"final loss: {history['loss'][-1]:.5f}" + (f", val_loss: {history['val_loss'][-1]:.5f}" if "val_loss" in history else ""))
@@ -137,11 +147,18 @@ def _train(args):
 
 
 def _export(args):
-    from keras_sep import export
-    from keras_sep.separation import Separator
+    import tensorflow as tf
 
-    separator = Separator.from_preset(args.model, chunking=args.chunking)
-    path = export.export_saved_model(separator, args.directory)
+    from keras_sep import export
+
+    separator = _load_separator(args.model, chunking=args.chunking)
+    if separator is None:
+        return 2
+    try:
+        path = export.export_saved_model(separator, args.directory)
+    except (OSError, ValueError, tf.errors.OpError) as error:  # OpError: TensorFlow's own file system
+        _fail(error)
+        return 1
     print(f"SavedModel written to {path}")
     return 0
 
@@ -150,11 +167,11 @@ def _tune(args):
     from keras_sep.inference import autotune
 
     if not autotune.enabled():
-        print("keras-sep: timing is off (KERAS_SEP_TUNE=0): nothing to tune", file=sys.stderr)
+        _fail("timing is off (KERAS_SEP_TUNE=0): nothing to tune")
         return 2
     if args.refresh and autotune.clear():
         print(f"removed this machine's timings: {autotune.table_path()}")
-    separator = _make_separator(args.model, precision=args.precision)
+    separator = _load_separator(args.model, precision=args.precision)
     if separator is None:
         return 2
     plan = separator.tune()
@@ -176,20 +193,26 @@ def _parse_targets(items):
     for item in items:
         name, _, members = item.partition("=")
         if not name or not members:
-            raise SystemExit(f"keras-sep: --target must look like NAME=STEM[+STEM...], got {item!r}")
+            raise ValueError(f"--target must look like NAME=STEM[+STEM...], got {item!r}")
         targets[name] = members.split("+")
     return targets
 
 
 def _evaluate(args):
-    from keras_sep import evaluation
-    from keras_sep.separation import Separator
+    from keras_sep import audio, evaluation
 
-    separator = Separator.from_preset(args.model, chunking=args.chunking)
-    tracks = evaluation.folder_tracks(args.root, args.subset, _parse_targets(args.target), separator.sample_rate)
     try:
+        targets = _parse_targets(args.target)
+    except ValueError as error:
+        _fail(error)
+        return 2
+    separator = _load_separator(args.model, chunking=args.chunking)
+    if separator is None:
+        return 2
+    try:
+        tracks = evaluation.folder_tracks(args.root, args.subset, targets, separator.sample_rate)
         results = evaluation.evaluate(separator, tracks, oracles=() if args.no_oracle else ("irm", "ibm"))
-    except (FileNotFoundError, ValueError) as error:
+    except (audio.AudioError, OSError, ValueError) as error:
         _fail(error)
         return 1
     print(evaluation.format_table(results))
@@ -199,19 +222,36 @@ def _evaluate(args):
     return 0
 
 
+def _model_help(default=True):
+    from keras_sep import pretrained
+
+    names = ", ".join(sorted(name for name in pretrained.presets() if not name.startswith("asset:")))
+    return f"preset ({names}) or .keras file" + (" (default: %(default)s)" if default else "")
+
+
 def build_parser():
+    # The choices come from the modules that check them; none imports TensorFlow.
+    from keras_sep import audio
+    from keras_sep.separation import CHUNKING_MODES, PRECISIONS
+
     parser = argparse.ArgumentParser(
         prog="keras-sep",
         description="Music source separation with Keras (U-Net / Spleeter models).",
     )
+    verbose_help = "also show TensorFlow's start-up lines and keras-sep's debug messages"
+    parser.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
+    # Each command takes -v too; SUPPRESS keeps its unset default from
+    # overwriting a -v given before the command.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    sep = commands.add_parser("separate", help="separate audio files into stems")
+    sep = commands.add_parser("separate", parents=[common], help="separate audio files into stems")
     sep.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files (wav, flac, mp3, ogg, m4a, opus, ...)")
     sep.add_argument("-o", "--output", default="separated", help="output folder (default: %(default)s)")
-    sep.add_argument("-m", "--model", default=DEFAULT_MODEL, help="preset name or .keras file (default: %(default)s)")
+    sep.add_argument("-m", "--model", default=DEFAULT_MODEL, help=_model_help())
     sep.add_argument(
-        "--codec", choices=CODECS, default="wav",
+        "--codec", choices=tuple(audio.CODECS), default="wav",
         help="output format: wav (32-bit float), flac (24-bit), or lossy mp3, ogg (Vorbis), m4a (AAC) (default: %(default)s)",
     )
     sep.add_argument(
@@ -230,9 +270,7 @@ def build_parser():
     sep.add_argument("--overwrite", action="store_true", help="replace existing output files")
     sep.add_argument("--plot", action="store_true", help="also write TRACK.png: mixture spectrogram, masks, stems")
     sep.add_argument(
-        "--chunking",
-        choices=("overlap", "spleeter"),
-        default="overlap",
+        "--chunking", choices=CHUNKING_MODES, default="overlap",
         help="cross-faded overlapping chunks, or Spleeter's own chunks (default: %(default)s)",
     )
     sep.add_argument(
@@ -243,16 +281,15 @@ def build_parser():
     sep.add_argument("--batch-size", type=int, default=None,
                      help="chunks per network call (default: the faster of 1 and 4 here, timed once; larger helps on GPU)")
     sep.add_argument(
-        "--precision",
-        choices=("float32", "bfloat16"),
-        default="float32",
+        "--precision", choices=PRECISIONS, default="float32",
         help="bfloat16: U-Net convolutions in bfloat16, 2-3x faster on CPUs with bfloat16 units (Intel AMX, "
         "AVX512_BF16), slower elsewhere; stems within about 50 dB SNR of float32 (default: %(default)s)",
     )
     sep.set_defaults(func=_separate)
 
     tr = commands.add_parser(
-        "train", help="train a separator from a JSON config (default: U-Net on the built-in Bach dataset)"
+        "train", parents=[common],
+        help="train a separator from a JSON config (default: U-Net on the built-in Bach dataset)",
     )
     tr.add_argument("-c", "--config", help="JSON file with model / data / training sections")
     tr.add_argument(
@@ -262,9 +299,9 @@ def build_parser():
     tr.add_argument("-o", "--output", default="trained", help="folder for separator.keras, config.json, backups, logs")
     tr.set_defaults(func=_train)
 
-    ev = commands.add_parser("evaluate", help="BSS Eval v4 (museval) of a model on a stems folder")
+    ev = commands.add_parser("evaluate", parents=[common], help="BSS Eval v4 (museval) of a model on a stems folder")
     ev.add_argument("root", help="MUSDB-layout folder: ROOT/SUBSET/<track>/<stem>.wav")
-    ev.add_argument("-m", "--model", default=DEFAULT_MODEL, help="preset name or .keras file")
+    ev.add_argument("-m", "--model", default=DEFAULT_MODEL, help=_model_help())
     ev.add_argument("--subset", default="test")
     ev.add_argument(
         "--target", action="append",
@@ -272,55 +309,32 @@ def build_parser():
     )
     ev.add_argument("--no-oracle", action="store_true", help="skip the IRM/IBM oracle rows")
     ev.add_argument("--json", help="also write per-track results here")
-    ev.add_argument("--chunking", choices=("overlap", "spleeter"), default="overlap")
+    ev.add_argument("--chunking", choices=CHUNKING_MODES, default="overlap")
     ev.set_defaults(func=_evaluate)
 
     tune = commands.add_parser(
-        "tune", help="time this machine's operator forms and batch size now (otherwise done at the first separation)"
+        "tune", parents=[common],
+        help="time this machine's operator forms and batch size now (otherwise done at the first separation)",
     )
-    tune.add_argument("-m", "--model", default=DEFAULT_MODEL, help="preset name or .keras file (default: %(default)s)")
-    tune.add_argument("--precision", choices=("float32", "bfloat16"), default="float32")
+    tune.add_argument("-m", "--model", default=DEFAULT_MODEL, help=_model_help())
+    tune.add_argument("--precision", choices=PRECISIONS, default="float32")
     tune.add_argument("--refresh", action="store_true",
                       help="forget this machine's earlier timings first (e.g. taken while it was busy)")
     tune.set_defaults(func=_tune)
 
-    exp = commands.add_parser("export", help="export a separator as a TF Serving SavedModel")
+    exp = commands.add_parser("export", parents=[common], help="export a separator as a TF Serving SavedModel")
     exp.add_argument("directory", help="version folder, e.g. serving/unet/1")
-    exp.add_argument("-m", "--model", default=DEFAULT_MODEL, help="preset name or .keras file")
-    exp.add_argument("--chunking", choices=("overlap", "spleeter"), default="overlap")
+    exp.add_argument("-m", "--model", default=DEFAULT_MODEL, help=_model_help())
+    exp.add_argument("--chunking", choices=CHUNKING_MODES, default="overlap")
     exp.set_defaults(func=_export)
     return parser
 
 
-# Keras imports these, when installed, only for its scikit-learn wrappers and
-# its image-gallery plot, which no command uses: 1-2 s of every start-up.
-_KERAS_OPTIONAL_IMPORTS = ("sklearn", "matplotlib")
-
-
-def _import_keras_lean():
-    """Import Keras (and TensorFlow) without its optional scikit-learn and
-    matplotlib imports; afterwards both import as usual (``--plot`` loads
-    matplotlib when it draws). Nothing is changed if Keras or either module
-    is imported already."""
-    if "keras" in sys.modules:
-        return
-    names = [name for name in _KERAS_OPTIONAL_IMPORTS if name not in sys.modules]
-    for name in names:
-        sys.modules[name] = None  # makes Keras' "try: import ..." take its fallback
-    try:
-        import keras  # noqa: F401
-    finally:
-        for name in names:
-            if sys.modules.get(name, 0) is None:
-                del sys.modules[name]
-
-
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if args.func in (_separate, _tune, _export):
-        _import_keras_lean()
-    return args.func(args)
+    with _process.messages_to_stderr(args.verbose):
+        _process.start_tensorflow(args.verbose)  # every command runs TensorFlow
+        return args.func(args)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Separation losses. Every loss computes in float32, whatever the policy."""
+from keras_sep import _backend  # noqa: F401,I001  (first: refuses a Keras backend other than TensorFlow)
 import keras
 import tensorflow as tf
 

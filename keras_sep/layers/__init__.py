@@ -1,5 +1,5 @@
 """Keras 3 layers of keras_sep, one public class per module."""
-import keras_sep  # noqa: F401  (sets KERAS_BACKEND before keras is imported)
+from keras_sep import _backend  # noqa: F401  (refuses a Keras backend other than TensorFlow)
 from keras_sep.layers.stft import STFT  # noqa: E402
 from keras_sep.layers.istft import ISTFT  # noqa: E402
 from keras_sep.layers.magnitude import Magnitude  # noqa: E402

@@ -1,5 +1,5 @@
 """Model builders made of keras_sep layers."""
-import keras_sep  # noqa: F401  (sets KERAS_BACKEND before keras is imported)
+from keras_sep import _backend  # noqa: F401  (refuses a Keras backend other than TensorFlow)
 from keras_sep.models.unet_separator import UNetSeparator, unet_separator  # noqa: E402,F401
 from keras_sep.models.waveform_separator import WaveformSeparator  # noqa: E402,F401
 from keras_sep.models.dense_autoencoder import DenseAutoencoder, dense_autoencoder  # noqa: E402,F401
