@@ -20,6 +20,8 @@ RANKS = {
     "ops": 0,
     "audio": 0,
     "_cache": 0,
+    "_backend": 0,
+    "runtime": 0,
     "layers": 1,
     "losses": 1,
     "models": 2,
@@ -34,6 +36,7 @@ RANKS = {
     "plotting": 5,
     "recipes": 5,
     "cli": 6,
+    "_cli_process": 6,
 }
 
 # Imports that break the rules today and are being fixed in other branches
