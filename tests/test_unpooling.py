@@ -9,7 +9,8 @@ from layer_checks import check_layer
 
 from keras_sep.layers.max_pooling_argmax import MaxPoolingWithArgmax2D
 from keras_sep.layers.max_unpooling import MaxUnpooling2D
-from keras_sep.ops.unpooling import max_pool_with_argmax, max_unpool
+from keras_sep.ops.pooling import max_pool_with_argmax
+from keras_sep.ops.unpooling import max_unpool
 
 # (pool_size, strides): non-overlapping, overlapping, rectangular.
 GEOMETRIES = [(2, 2), (3, 2), (3, 3), ((2, 3), (1, 2))]

@@ -6,7 +6,7 @@ import tensorflow as tf
 from layer_checks import check_layer
 
 from keras_sep.layers.upsampling import Upsampling2D
-from keras_sep.ops.unpooling import bed_of_nails_upsample
+from keras_sep.ops.upsampling import bed_of_nails_upsample
 
 MODES = ["nearest", "bilinear", "bed_of_nails"]
 

@@ -1,7 +1,7 @@
 """Max pooling layer that also returns where each maximum was."""
 import keras
 
-from keras_sep.ops import unpooling
+from keras_sep.ops import pooling
 
 
 @keras.saving.register_keras_serializable(package="keras_sep")
@@ -12,7 +12,7 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
     value, the flat position of the maximum inside its own example, so that
     :class:`MaxUnpooling2D` can later put values back where the maxima were.
     Ties go to the first maximum in row-major window order, the same on
-    every device (see ``keras_sep.ops.unpooling.max_pool_with_argmax``).
+    every device (see ``keras_sep.ops.pooling.max_pool_with_argmax``).
 
     Args:
         pool_size: int or ``(rows, columns)`` pooling window.
@@ -57,11 +57,11 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
 
     def __init__(self, pool_size=2, strides=None, padding="valid", **kwargs):
         super().__init__(**kwargs)
-        self.pool_size = unpooling.normalize_pair(pool_size, "pool_size")
-        self.strides = unpooling.normalize_pair(
+        self.pool_size = pooling.normalize_pair(pool_size, "pool_size")
+        self.strides = pooling.normalize_pair(
             self.pool_size if strides is None else strides, "strides"
         )
-        self.padding = unpooling.normalize_padding(padding)
+        self.padding = pooling.normalize_padding(padding)
 
     def build(self, input_shape):
         if len(input_shape) != 4:
@@ -71,7 +71,7 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
             )
 
     def call(self, inputs):
-        return unpooling.max_pool_with_argmax(
+        return pooling.max_pool_with_argmax(
             inputs, self.pool_size, self.strides, self.padding
         )
 
@@ -80,8 +80,8 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
         (pool_h, pool_w), (stride_h, stride_w) = self.pool_size, self.strides
         shape = (
             batch,
-            unpooling.pooled_length(height, pool_h, stride_h, self.padding),
-            unpooling.pooled_length(width, pool_w, stride_w, self.padding),
+            pooling.pooled_length(height, pool_h, stride_h, self.padding),
+            pooling.pooled_length(width, pool_w, stride_w, self.padding),
             channels,
         )
         return shape, shape

@@ -2,7 +2,7 @@
 import keras
 import tensorflow as tf
 
-from keras_sep.ops import unpooling
+from keras_sep.ops import pooling, unpooling
 
 
 @keras.saving.register_keras_serializable(package="keras_sep")
@@ -81,15 +81,15 @@ class MaxUnpooling2D(keras.layers.Layer):
         self, pool_size=2, strides=None, padding="valid", output_size=None, **kwargs
     ):
         super().__init__(**kwargs)
-        self.pool_size = unpooling.normalize_pair(pool_size, "pool_size")
-        self.strides = unpooling.normalize_pair(
+        self.pool_size = pooling.normalize_pair(pool_size, "pool_size")
+        self.strides = pooling.normalize_pair(
             self.pool_size if strides is None else strides, "strides"
         )
-        self.padding = unpooling.normalize_padding(padding)
+        self.padding = pooling.normalize_padding(padding)
         self.output_size = (
             None
             if output_size is None
-            else unpooling.normalize_pair(output_size, "output_size")
+            else pooling.normalize_pair(output_size, "output_size")
         )
 
     def _check_inputs(self, inputs):
@@ -110,8 +110,8 @@ class MaxUnpooling2D(keras.layers.Layer):
     def _default_size(self, height, width):
         (pool_h, pool_w), (stride_h, stride_w) = self.pool_size, self.strides
         return (
-            unpooling.unpooled_length(height, pool_h, stride_h, self.padding),
-            unpooling.unpooled_length(width, pool_w, stride_w, self.padding),
+            pooling.unpooled_length(height, pool_h, stride_h, self.padding),
+            pooling.unpooled_length(width, pool_w, stride_w, self.padding),
         )
 
     def call(self, inputs):

@@ -1,7 +1,7 @@
 """Fixed (not learned) 2-D upsampling: nearest, bilinear or bed of nails."""
 import keras
 
-from keras_sep.ops import unpooling
+from keras_sep.ops import pooling, upsampling
 
 MODES = ("nearest", "bilinear", "bed_of_nails")
 
@@ -57,7 +57,7 @@ class Upsampling2D(keras.layers.Layer):
 
     def __init__(self, size=2, mode="nearest", **kwargs):
         super().__init__(**kwargs)
-        self.size = unpooling.normalize_pair(size, "size")
+        self.size = pooling.normalize_pair(size, "size")
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.mode = mode
@@ -82,7 +82,7 @@ class Upsampling2D(keras.layers.Layer):
 
     def call(self, inputs):
         if self._resize is None:
-            return unpooling.bed_of_nails_upsample(inputs, self.size)
+            return upsampling.bed_of_nails_upsample(inputs, self.size)
         return self._resize(inputs)
 
     def compute_output_shape(self, input_shape):

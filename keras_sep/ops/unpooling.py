@@ -1,201 +1,20 @@
-"""Max pooling that remembers where each maximum was, and its inverse.
+"""Max-unpooling: pooled values back at the positions their argmax names.
 
-Three pure TensorFlow functions on channels-last 4-D tensors
-``(batch, height, width, channels)``, any of whose axes may be unknown until
-run time:
-
-- :func:`max_pool_with_argmax`: max pooling plus the flat position of each
-  maximum inside its example;
-- :func:`max_unpool`: puts pooled values back at those positions, zeros
-  elsewhere (SegNet's decoder upsampling);
-- :func:`bed_of_nails_upsample`: each value at the top-left corner of its
-  upsampled cell, zeros elsewhere.
-
-Why not ``tf.nn.max_pool_with_argmax``: its CPU and GPU kernels agree on
-ties (first maximum wins) but not on edge cases. The GPU kernel starts from
-the dtype's lowest finite value, so a window holding only ``-inf`` gets
-argmax ``-1`` and the value ``-FLT_MAX``, and it skips NaNs (unless
-``TF_ENABLE_MAXPOOL_NANPROP`` is set); on CPU the first element of such a
-window wins and a leading NaN is kept. The version here is made of plain
-element-wise TF ops, so it gives the same result on every device (and under
-XLA), and its gradient reaches exactly the element that the argmax names.
+:func:`max_unpool` is SegNet's decoder upsampling: the inverse of
+:func:`keras_sep.ops.pooling.max_pool_with_argmax`, zeros wherever no
+maximum was, with a run-time check that the indices can come from pooling a
+tensor of the assumed size.
 """
-import numbers
-
 import tensorflow as tf
 
-PADDINGS = ("valid", "same")
-
-
-def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def normalize_pair(value, name):
-    """``value`` (an int or a pair) as a pair of positive Python ints."""
-    if _is_int(value):
-        pair = (value, value)
-    else:
-        pair = tuple(value) if isinstance(value, (list, tuple)) else ()
-    if len(pair) != 2 or not all(_is_int(v) and v >= 1 for v in pair):
-        raise ValueError(f"{name} must be an int or a pair of ints >= 1, got {value!r}")
-    return int(pair[0]), int(pair[1])
-
-
-def normalize_padding(padding):
-    """``padding`` as ``"valid"`` or ``"same"`` (case-insensitive)."""
-    mode = str(padding).lower()
-    if mode not in PADDINGS:
-        raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
-    return mode
-
-
-def pooled_length(length, pool, stride, padding):
-    """Output length of pooling along one axis; ``length`` may be a tensor or None."""
-    if length is None:
-        return None
-    if padding == "same":
-        return (length + stride - 1) // stride
-    # A window larger than the input gives an empty output, not a negative size.
-    count = (length - pool) // stride + 1
-    return max(count, 0) if isinstance(count, int) else tf.maximum(count, 0)
-
-
-def unpooled_length(length, pool, stride, padding):
-    """Largest input length that pools to ``length`` (None stays None).
-
-    Pooling is many-to-one (lengths 4 and 5 both pool to 2 with pool and
-    stride 2), so this is only a default: pass the true size to
-    :func:`max_unpool` when the input size may not have been a multiple.
-    """
-    if length is None:
-        return None
-    if padding == "same":
-        return length * stride
-    return (length - 1) * stride + pool
-
-
-def _padding_amounts(in_length, out_length, pool, stride, padding):
-    """Zeros padded before and after one axis (TensorFlow's "same" split)."""
-    if padding == "same":
-        total = tf.maximum((out_length - 1) * stride + pool - in_length, 0)
-        before = total // 2
-        return before, total - before
-    zero = tf.zeros((), tf.int64)
-    return zero, zero
-
-
-def _with_static_shape(tensor, batch, height, width, channels):
-    """``tensor`` with whatever of its 4 dimensions is known statically."""
-    return tf.ensure_shape(tensor, (batch, height, width, channels))
-
-
-def _static_int(value):
-    """``value`` as a Python int when it is known before run time, else None."""
-    value = tf.get_static_value(value)
-    return None if value is None else int(value)
-
-
-def max_pool_with_argmax(x, pool_size=2, strides=None, padding="valid"):
-    """Max pooling returning the values and the flat positions of the maxima.
-
-    Every window is scanned in row-major order (rows of the window, then
-    columns) and an element replaces the current maximum only if it is
-    strictly greater, so among equal maxima the first one wins. A NaN wins
-    only as the first element of its window (it then stays, since nothing
-    compares greater than NaN); otherwise it is passed over. This matches
-    the CPU kernel of ``tf.nn.max_pool_with_argmax``, on every device.
-    ``pooled`` is always ``x`` read at ``argmax``, so ``-inf`` windows give
-    ``-inf`` and a valid position.
-
-    ``"same"`` padding pads like TensorFlow (the extra row or column goes at
-    the end) and padded positions are never chosen.
-
-    The gradient of ``pooled`` goes to the chosen element only, one per
-    window; overlapping windows that chose the same element add up there.
-
-    Args:
-        x: ``(batch, height, width, channels)`` float tensor.
-        pool_size: int or ``(rows, columns)`` window size.
-        strides: int or pair; defaults to ``pool_size``.
-        padding: ``"valid"`` or ``"same"``.
-
-    Returns:
-        ``(pooled, argmax)``, both ``(batch, out_height, out_width,
-        channels)``. ``pooled`` has the dtype of ``x``. ``argmax`` is int64,
-        the index into the flattened ``(height, width, channels)`` of the
-        same example, ``(row * width + column) * channels + channel``, as
-        ``tf.nn.max_pool_with_argmax(..., include_batch_in_index=False)``.
-
-    Example:
-
-    >>> x = tf.reshape(tf.constant([1., 3., 2., 2., 0., 3., 1., 1.]), (1, 2, 4, 1))
-    >>> pooled, argmax = max_pool_with_argmax(x, 2)
-    >>> pooled[0, :, :, 0].numpy(), argmax[0, :, :, 0].numpy()
-    (array([[3., 2.]], dtype=float32), array([[1, 2]]))
-
-    References:
-        V. Badrinarayanan, A. Kendall, R. Cipolla, "SegNet: A deep
-        convolutional encoder-decoder architecture for image segmentation",
-        IEEE TPAMI, 2017.
-    """
-    pool_h, pool_w = normalize_pair(pool_size, "pool_size")
-    stride_h, stride_w = normalize_pair(
-        pool_size if strides is None else strides, "strides"
-    )
-    padding = normalize_padding(padding)
-    x = tf.convert_to_tensor(x)
-    shape = tf.shape(x, out_type=tf.int64)
-    height, width, channels = shape[1], shape[2], shape[3]
-    out_h = pooled_length(height, pool_h, stride_h, padding)
-    out_w = pooled_length(width, pool_w, stride_w, padding)
-    top, bottom = _padding_amounts(height, out_h, pool_h, stride_h, padding)
-    left, right = _padding_amounts(width, out_w, pool_w, stride_w, padding)
-    padded = tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]])
-
-    window_rows = tf.range(out_h) * stride_h - top
-    window_cols = tf.range(out_w) * stride_w - left
-    # Scan the window offsets in row-major order, keeping per output element
-    # the best value so far and the offset (i * pool_w + j) it came from.
-    best_value = best_offset = found = None
-    for offset in range(pool_h * pool_w):
-        i, j = divmod(offset, pool_w)
-        candidate = padded[:, i::stride_h, j::stride_w, :][:, :out_h, :out_w, :]
-        if padding == "same":
-            rows, cols = window_rows + i, window_cols + j
-            inside = ((rows >= 0) & (rows < height))[:, None, None] & (
-                (cols >= 0) & (cols < width)
-            )[None, :, None]
-        if best_value is None:
-            best_value = candidate
-            best_offset = tf.zeros_like(candidate, tf.int32)
-            if padding == "same":
-                found = tf.broadcast_to(inside, tf.shape(candidate))
-            continue
-        # Only a strictly greater element replaces the best one: the first
-        # maximum wins, and NaN only when it comes first. With "same"
-        # padding the first element inside the input is taken regardless.
-        take = candidate > best_value
-        if padding == "same":
-            take = inside & (tf.logical_not(found) | take)
-            found = found | inside
-        best_value = tf.where(take, candidate, best_value)
-        best_offset = tf.where(take, offset, best_offset)
-    best_offset = tf.cast(best_offset, tf.int64)
-    rows = window_rows[:, None, None] + best_offset // pool_w
-    cols = window_cols[None, :, None] + best_offset % pool_w
-    best_index = (rows * width + cols) * channels + tf.range(channels)
-    b, h, w, c = x.shape
-    static = (
-        b,
-        pooled_length(h, pool_h, stride_h, padding),
-        pooled_length(w, pool_w, stride_w, padding),
-        c,
-    )
-    return (
-        _with_static_shape(best_value, *static),
-        _with_static_shape(best_index, *static),
-    )
+from keras_sep.ops.pooling import (
+    padding_amounts,
+    static_int,
+    with_static_shape,
+    normalize_padding,
+    normalize_pair,
+    pooled_length,
+)
 
 
 def _check_indices(indices, pooled_shape, out_h, out_w, geometry):
@@ -216,8 +35,8 @@ def _check_indices(indices, pooled_shape, out_h, out_w, geometry):
     details = ""
     if geometry is not None:
         (pool_h, pool_w), (stride_h, stride_w), padding = geometry
-        top, _ = _padding_amounts(out_h, height, pool_h, stride_h, padding)
-        left, _ = _padding_amounts(out_w, width, pool_w, stride_w, padding)
+        top, _ = padding_amounts(out_h, height, pool_h, stride_h, padding)
+        left, _ = padding_amounts(out_w, width, pool_w, stride_w, padding)
         first_row = (tf.range(height) * stride_h - top)[:, None, None]
         first_col = (tf.range(width) * stride_w - left)[None, :, None]
         position, channel = indices // channels, indices % channels
@@ -300,6 +119,7 @@ def max_unpool(values, indices, output_size, pool_size=None, strides=None, paddi
 
     Example:
 
+    >>> from keras_sep.ops.pooling import max_pool_with_argmax
     >>> x = tf.reshape(tf.constant([1., 3., 2., 2., 0., 3., 1., 1.]), (1, 2, 4, 1))
     >>> max_unpool(*max_pool_with_argmax(x, 2), (2, 4), pool_size=2)[0, :, :, 0].numpy()
     array([[0., 3., 2., 0.],
@@ -333,49 +153,10 @@ def max_unpool(values, indices, output_size, pool_size=None, strides=None, paddi
     output_shape = tf.stack([batch, out_h, out_w, channels])
     with tf.control_dependencies([check]):
         output = tf.reshape(flat, output_shape)
-    return _with_static_shape(
+    return with_static_shape(
         output,
         values.shape[0],
-        _static_int(output_size[0]),
-        _static_int(output_size[1]),
+        static_int(output_size[0]),
+        static_int(output_size[1]),
         values.shape[3],
-    )
-
-
-def bed_of_nails_upsample(x, size=2):
-    """Each value at the top-left of its ``size`` cell, zeros elsewhere.
-
-    ``output[:, i * sh, j * sw, :] = x[:, i, j, :]``, every other position
-    zero; ``(batch, h, w, c)`` becomes ``(batch, h * sh, w * sw, c)``. Built
-    from a reshape and a pad, so the gradient is the strided subsampling of
-    the output gradient.
-
-    Args:
-        x: ``(batch, height, width, channels)`` tensor.
-        size: int or ``(rows, columns)`` upsampling factor.
-
-    Returns:
-        ``(batch, height * rows, width * columns, channels)`` tensor.
-
-    Example:
-
-    >>> x = tf.reshape(tf.constant([1., 2.]), (1, 1, 2, 1))
-    >>> bed_of_nails_upsample(x)[0, :, :, 0].numpy()
-    array([[1., 0., 2., 0.],
-           [0., 0., 0., 0.]], dtype=float32)
-    """
-    rows, cols = normalize_pair(size, "size")
-    x = tf.convert_to_tensor(x)
-    shape = tf.shape(x)
-    cells = x[:, :, None, :, None, :]
-    zeros_after = [[0, 0], [0, 0], [0, rows - 1], [0, 0], [0, cols - 1], [0, 0]]
-    cells = tf.pad(cells, zeros_after)
-    output_shape = tf.stack([shape[0], shape[1] * rows, shape[2] * cols, shape[3]])
-    b, h, w, c = x.shape
-    return _with_static_shape(
-        tf.reshape(cells, output_shape),
-        b,
-        None if h is None else h * rows,
-        None if w is None else w * cols,
-        c,
     )
