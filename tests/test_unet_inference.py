@@ -4,6 +4,8 @@ The inference plan rewrites batch norms, transposed convolutions and the
 mask head; every variant of the architecture must give the Keras model's
 output to float32 rounding, with non-trivial batch-norm statistics.
 """
+import logging
+
 import keras
 import numpy as np
 import pytest
@@ -239,3 +241,16 @@ def test_misspelt_argument_is_an_error():
         UNetSeparator(filters=(4, 8), filterz=(4, 8), bins=32, frames=16)
     net = UNetSeparator(filters=(4, 8), bins=32, frames=16, name="named", trainable=False)
     assert net.name == "named" and UNetSeparator.from_config(net.get_config()).filters == (4, 8)
+
+
+def test_fused_steps_trace_once_per_stage_without_retracing_warnings(caplog):
+    """Every stage's fused step is its own function: TensorFlow counts traces
+    per code object, and one function traced for six stage shapes plus the
+    probe's warned about excessive retracing on every command line run."""
+    net = randomise(UNetSeparator(filters=(4, 8, 16, 32, 64, 128), bins=64, frames=64), seed=4)
+    with caplog.at_level(logging.WARNING, logger="tensorflow"):
+        plan = inference_plan(net, fuse_steps=True)
+        for frames in (64, 128):
+            plan(np.random.default_rng(frames).uniform(size=(1, frames, 64, 2)).astype(np.float32))
+    assert plan.fuse_steps
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]

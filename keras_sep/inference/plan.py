@@ -185,10 +185,14 @@ class UNetInference:
         joins = [s for s in range(stages - 1) if self.joins[s]]
 
         def run(steps, tensors):
-            outputs = [steps.encoder(e[4], t, 0, int(t.shape[-1]), *e[3]) for e, t in zip(encoders, tensors[:stages]) if e[3][0] is not None]
+            outputs = [
+                steps.encoder(e[4], t, 0, int(t.shape[-1]), *e[3], stage=s)
+                for s, (e, t) in enumerate(zip(encoders, tensors[:stages]))
+                if e[3][0] is not None
+            ]
             for s, (conv_out, skip) in zip(joins, zip(tensors[stages::2], tensors[stages + 1 :: 2])):
                 _, _, _, bias, affine, step = decoders[s]
-                outputs.append(steps.join(step, conv_out, bias, *affine, skip, 0, int(skip.shape[-1])))
+                outputs.append(steps.join(step, conv_out, bias, *affine, skip, 0, int(skip.shape[-1]), stage=s))
             return outputs
 
         candidates = {"plain": lambda *t: run(plain, t), "fused": lambda *t: run(fused, t)}
@@ -275,7 +279,7 @@ class UNetInference:
             if stage == last and self.raw_bottom:
                 break
             # An identity step (no activation, no batch norm) needs no pass.
-            x = sliced(*raw[-1]) if Steps.is_identity(step) else steps.encoder(step, *raw[-1], *affine)
+            x = sliced(*raw[-1]) if Steps.is_identity(step) else steps.encoder(step, *raw[-1], *affine, stage=stage)
         if self.raw_bottom:
             x = sliced(*raw[-1])
         for stage, (form, kernel, prepared, bias, affine, step) in enumerate(decoders):
@@ -287,9 +291,9 @@ class UNetInference:
             if stage == len(decoders) - 1:
                 return self.head(conv_out, bias, *affine, magnitude, mask_kernel, mask_bias)
             if self.joins[stage]:
-                x = steps.join(step, conv_out, bias, *affine, *raw[last - 1 - stage])
+                x = steps.join(step, conv_out, bias, *affine, *raw[last - 1 - stage], stage=stage)
             else:
-                x = steps.decoder(step, conv_out, bias, *affine)
+                x = steps.decoder(step, conv_out, bias, *affine, stage=stage)
 
 
 def has_inference_plan(model):

@@ -6,6 +6,8 @@ activation and the batch norm (folded into one multiply-add with
 precomputed scale and shift) in the block's order. Dropout does nothing at
 inference.
 """
+import functools
+
 import tensorflow as tf
 
 from keras_sep.layers._block_utils import make_activation
@@ -18,8 +20,12 @@ def sliced(tensor, begin, end):
 
 
 class Steps:
-    """The step functions of a plan, one per kind of step and block
-    configuration, made once.
+    """The step functions of a plan, one per kind of step, block
+    configuration and stage, made once.
+
+    Each stage has its own function: one function traced for six stages'
+    shapes (and again for the probe's) would be retraced on every new shape
+    and make TensorFlow warn about excessive retracing.
 
     Args:
         fused: run each step as one XLA fusion (one pass over the feature
@@ -53,8 +59,8 @@ class Steps:
 
         return apply
 
-    def _function(self, kind, step):
-        key = (kind, step)
+    def _function(self, kind, step, stage):
+        key = (kind, step, stage)
         if key not in self._functions:
             apply = self.step_function(step)
 
@@ -68,19 +74,21 @@ class Steps:
                 return tf.concat([sliced(skip, begin, end), decoder(conv, bias, scale, shift)], axis=-1)
 
             fn = {"encoder": encoder, "decoder": decoder, "join": join}[kind]
-            self._functions[key] = tf.function(fn, jit_compile=True, autograph=False) if self.fused else fn
+            # TensorFlow counts traces per function code object, so closures
+            # of one def share a count; a partial is counted on its own.
+            self._functions[key] = tf.function(functools.partial(fn), jit_compile=True, autograph=False) if self.fused else fn
         return self._functions[key]
 
-    def encoder(self, step, conv, begin, end, scale, shift):
+    def encoder(self, step, conv, begin, end, scale, shift, stage=None):
         """An encoder block's step on channels ``begin:end`` of its
         convolution (bias added)."""
-        return self._function("encoder", step)(conv, begin, end, scale, shift)
+        return self._function("encoder", step, stage)(conv, begin, end, scale, shift)
 
-    def decoder(self, step, conv, bias, scale, shift):
+    def decoder(self, step, conv, bias, scale, shift, stage=None):
         """A decoder block's step on its transposed convolution plus bias."""
-        return self._function("decoder", step)(conv, bias, scale, shift)
+        return self._function("decoder", step, stage)(conv, bias, scale, shift)
 
-    def join(self, step, conv, bias, scale, shift, skip, begin, end):
+    def join(self, step, conv, bias, scale, shift, skip, begin, end, stage=None):
         """The skip (channels ``begin:end``) concatenated before a decoder
         block's step."""
-        return self._function("join", step)(conv, bias, scale, shift, skip, begin, end)
+        return self._function("join", step, stage)(conv, bias, scale, shift, skip, begin, end)
