@@ -207,7 +207,7 @@ def read_unet(model):
     >>> read_unet(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))
     Traceback (most recent call last):
     ...
-    keras_sep.inference.architecture.Unsupported: the plan needs a functional model with one input and a dict of outputs
+    keras_sep.inference.architecture.Unsupported: the plan needs a functional model ...
     """
     if not isinstance(model, keras.Model):
         raise Unsupported(f"{type(model).__name__} is not a Keras model")

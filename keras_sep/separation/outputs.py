@@ -30,7 +30,8 @@ def output_paths(path, output_dir, instruments, codec="wav", filename_format="{t
 
     >>> output_paths("songs/01.mp3", "stems", ("vocals", "drums"))
     {'vocals': 'stems/01/vocals.wav', 'drums': 'stems/01/drums.wav'}
-    >>> output_paths("album/01.mp3", "stems", ("vocals",), "flac", "{foldername}-{track}-{instrument}.{codec}")
+    >>> output_paths("album/01.mp3", "stems", ("vocals",), codec="flac",
+    ...              filename_format="{foldername}-{track}-{instrument}.{codec}")
     {'vocals': 'stems/album-01-vocals.flac'}
     >>> output_paths("songs/01.mp3", "stems", ("vocals", "drums"), filename_format="{track}.wav")
     Traceback (most recent call last):
