@@ -18,6 +18,16 @@ class SpectralL1(keras.losses.Loss):
     ``y_true`` the target magnitude, both ``(batch, frames, bins, channels)``.
     Per example: the mean absolute difference (the L1,1 norm divided by the
     number of elements, so the scale does not depend on the chunk size).
+
+    Example:
+
+    The first example is off by 1 and 3 (mean 2), the second is exact:
+
+    >>> import numpy as np
+    >>> y_true = np.zeros((2, 1, 2, 1), "float32")
+    >>> y_pred = np.array([1.0, 3.0, 0.0, 0.0], "float32").reshape(2, 1, 2, 1)
+    >>> float(SpectralL1()(y_true, y_pred))
+    1.0
     """
 
     def __init__(self, name="spectral_l1", reduction="sum_over_batch_size", dtype=None):
@@ -30,7 +40,16 @@ class SpectralL1(keras.losses.Loss):
 
 @keras.saving.register_keras_serializable(package="keras_sep")
 class SpectralMSE(keras.losses.Loss):
-    """Mean squared error between magnitudes, per example, in float32."""
+    """Mean squared error between magnitudes, per example, in float32.
+
+    Example:
+
+    >>> import numpy as np
+    >>> y_true = np.zeros((2, 1, 2, 1), "float32")
+    >>> y_pred = np.array([1.0, 3.0, 0.0, 0.0], "float32").reshape(2, 1, 2, 1)
+    >>> float(SpectralMSE()(y_true, y_pred))  # mean of (1 + 9) / 2 and 0
+    2.5
+    """
 
     def __init__(self, name="spectral_mse", reduction="sum_over_batch_size", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
@@ -51,6 +70,20 @@ class MultiResolutionSTFTLoss(keras.losses.Loss):
     Args:
         resolutions: list of ``(frame_length, frame_step)`` pairs.
         epsilon: floor inside the logarithm and the norms.
+
+    Example:
+
+    Halving a waveform costs a spectral convergence of 0.5 and a log
+    distance of ``log 2`` at every resolution:
+
+    >>> import math
+    >>> import numpy as np
+    >>> loss = MultiResolutionSTFTLoss(resolutions=[(64, 16), (32, 8)])
+    >>> waveform = np.random.default_rng(0).normal(size=(1, 512, 1)).astype("float32")
+    >>> round(float(loss(waveform, waveform)), 4)
+    0.0
+    >>> round(float(loss(waveform, 0.5 * waveform)), 4), round(0.5 + math.log(2), 4)
+    (1.1931, 1.1931)
     """
 
     def __init__(
@@ -91,7 +124,17 @@ LOSSES = {"l1": SpectralL1, "mse": SpectralMSE, "multi_resolution_stft": MultiRe
 
 
 def get(name):
-    """A loss instance by name: ``"l1"`` (Jansson), ``"mse"`` or ``"multi_resolution_stft"``."""
+    """A loss instance by name: ``"l1"`` (Jansson), ``"mse"`` or ``"multi_resolution_stft"``.
+
+    Example:
+
+    >>> get("l1").name
+    'spectral_l1'
+    >>> get("huber")
+    Traceback (most recent call last):
+    ...
+    ValueError: loss must be one of ['l1', 'mse', 'multi_resolution_stft'], got 'huber'
+    """
     if isinstance(name, keras.losses.Loss):
         return name
     if name not in LOSSES:

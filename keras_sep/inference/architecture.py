@@ -193,7 +193,22 @@ def _one_unet(output, model_input):
 
 
 def read_unet(model):
-    """The :class:`UNetArchitecture` of ``model``; raises Unsupported."""
+    """The :class:`UNetArchitecture` of ``model``; raises Unsupported.
+
+    Example:
+
+    >>> import keras
+    >>> from keras_sep.models import UNetSeparator
+    >>> unet = read_unet(UNetSeparator(filters=(4, 8), bins=16, frames=16))
+    >>> unet.instruments, unet.strides, unet.stages, unet.input_shape
+    (('vocals', 'accompaniment'), 2, 2, (None, 16, 2))
+    >>> [block.step for block in unet.encoders["vocals"]]  # the bottom is read raw
+    [('leaky_relu', 0.2, 'bn_act', True), ('linear', 0.2, 'bn_act', False)]
+    >>> read_unet(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))
+    Traceback (most recent call last):
+    ...
+    keras_sep.inference.architecture.Unsupported: the plan needs a functional model ...
+    """
     if not isinstance(model, keras.Model):
         raise Unsupported(f"{type(model).__name__} is not a Keras model")
     if model.compute_dtype != "float32":

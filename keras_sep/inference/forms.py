@@ -67,7 +67,23 @@ def tap_products(x, tap_kernel):
 
 
 def transpose(form, x, kernel, prepared, strides):
-    """A strided "same" transposed convolution in ``form``."""
+    """A strided "same" transposed convolution in ``form``.
+
+    Example:
+
+    Every form computes the same convolution:
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(1, 4, 4, 3)).astype("float32")
+    >>> kernel = rng.normal(size=(5, 5, 2, 3)).astype("float32")
+    >>> outputs = [transpose(form, x, kernel, prepare_transpose(form, kernel, 2), 2)
+    ...            for form in DECODER_FORMS]
+    >>> outputs[0].shape
+    TensorShape([1, 8, 8, 2])
+    >>> all(np.allclose(y, outputs[0], atol=1e-5) for y in outputs)
+    True
+    """
     if form == "native":
         shape = tf.shape(x)
         size = tf.stack([shape[0], shape[1] * strides, shape[2] * strides, kernel.shape[2]])
@@ -144,7 +160,19 @@ def _per_stage(forced, key, allowed, stages):
 def choose_forms(architecture, dtype, jit_compile, tune_input_shape, forced):
     """``{"encoder": [...], "decoder": [...]}``: the forced forms, the
     timed ones where ``tune_input_shape`` is given (and timing is on), else
-    the fixed ones; ``"head"`` for a last decoder fused into the XLA head."""
+    the fixed ones; ``"head"`` for a last decoder fused into the XLA head.
+
+    Example:
+
+    >>> import tensorflow as tf
+    >>> from keras_sep.inference.architecture import read_unet
+    >>> from keras_sep.models import UNetSeparator
+    >>> unet = read_unet(UNetSeparator(filters=(4, 8), bins=16, frames=16))
+    >>> choose_forms(unet, tf.float32, jit_compile=True, tune_input_shape=None, forced={})
+    {'encoder': ['conv', 'conv'], 'decoder': ['merged', 'head']}
+    >>> choose_forms(unet, tf.float32, False, None, forced={"decoder": "native"})
+    {'encoder': ['conv', 'conv'], 'decoder': ['native', 'native']}
+    """
     unknown = set(forced) - {"encoder", "decoder"}
     if unknown:
         raise ValueError(f"forms takes the keys 'encoder' and 'decoder', got {sorted(unknown)}")

@@ -122,6 +122,19 @@ def conv2d_transpose_polyphase(x, kernel, strides, merged=True, prepared=None):
 
     Returns:
         ``(batch, s·rows, s·cols, out_channels)``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> import tensorflow as tf
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(1, 6, 6, 3)).astype("float32")
+    >>> kernel = rng.normal(size=(5, 5, 2, 3)).astype("float32")
+    >>> reference = tf.nn.conv2d_transpose(x, kernel, (1, 12, 12, 2), 2, "SAME")
+    >>> prepared = polyphase_kernel(kernel, 2)
+    >>> y = conv2d_transpose_polyphase(x, None, 2, prepared=prepared)
+    >>> y.shape, bool(np.allclose(y, reference, atol=1e-5))
+    (TensorShape([1, 12, 12, 2]), True)
     """
     stride = _pair(strides)[0]
     parts = prepared if prepared is not None else polyphase_kernel(kernel, strides, merged)
@@ -167,6 +180,21 @@ def conv2d_transpose_from_taps(taps, kernel_size, strides):
     Returns:
         ``(batch, s·rows, s·cols, out_channels)``, as
         ``tf.nn.conv2d_transpose(x, kernel, ..., strides, "SAME")``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> import tensorflow as tf
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(1, 6, 6, 3)).astype("float32")
+    >>> kernel = rng.normal(size=(5, 5, 2, 3)).astype("float32")
+    >>> taps = tf.einsum("brci,ik->brck", x, transposed_tap_kernel(kernel))
+    >>> taps.shape  # 5 x 5 taps x 2 output channels per input pixel
+    TensorShape([1, 6, 6, 50])
+    >>> y = conv2d_transpose_from_taps(taps, (5, 5), 2)
+    >>> reference = tf.nn.conv2d_transpose(x, kernel, (1, 12, 12, 2), 2, "SAME")
+    >>> bool(np.allclose(y, reference, atol=1e-5))
+    True
     """
     kh, kw = _pair(kernel_size)
     stride, other = _pair(strides)
@@ -203,6 +231,17 @@ def conv2d_by_patches(x, kernel, strides):
 
     Returns:
         ``(batch, ceil(rows / sh), ceil(cols / sw), out_channels)``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> import tensorflow as tf
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(1, 6, 6, 3)).astype("float32")
+    >>> kernel = rng.normal(size=(5, 5, 3, 4)).astype("float32")
+    >>> y = conv2d_by_patches(x, kernel, 2)
+    >>> y.shape, bool(np.allclose(y, tf.nn.conv2d(x, kernel, 2, "SAME"), atol=1e-5))
+    (TensorShape([1, 3, 3, 4]), True)
     """
     kh, kw, cin, cout = (int(v) for v in kernel.shape)
     sh, sw = _pair(strides)
@@ -228,6 +267,21 @@ def conv2d_by_shifts(x, kernel, dilation_rate=1):
     Returns:
         ``(batch, rows, cols, out_channels)``, as
         ``tf.nn.conv2d(x, kernel, 1, "SAME", dilations=dilation_rate)``.
+
+    Example:
+
+    The U-Net's mask head: one input channel, two outputs, a dilated 4×4
+    kernel.
+
+    >>> import numpy as np
+    >>> import tensorflow as tf
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(1, 6, 6, 1)).astype("float32")
+    >>> kernel = rng.normal(size=(4, 4, 1, 2)).astype("float32")
+    >>> y = conv2d_by_shifts(x, kernel, dilation_rate=2)
+    >>> reference = tf.nn.conv2d(x, kernel, 1, "SAME", dilations=2)
+    >>> y.shape, bool(np.allclose(y, reference, atol=1e-5))
+    (TensorShape([1, 6, 6, 2]), True)
     """
     kh, kw, cin, _ = (int(v) for v in kernel.shape)
     dh, dw = _pair(dilation_rate)

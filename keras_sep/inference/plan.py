@@ -112,6 +112,19 @@ class UNetInference:
         forms: ``{"encoder": [...], "decoder": [...]}``, the form of every
             stage ("head" for the last decoder layer when it joins the XLA
             head).
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_sep.models import UNetSeparator
+    >>> net = UNetSeparator(filters=(4, 8), bins=16, frames=16)
+    >>> plan = UNetInference(net, jit_compile=False)
+    >>> plan.forms
+    {'encoder': ['conv', 'conv'], 'decoder': ['merged', 'merged']}
+    >>> magnitude = np.random.default_rng(0).uniform(size=(1, 16, 16, 2)).astype("float32")
+    >>> fast, keras_out = plan(magnitude), net(magnitude, training=False)
+    >>> bool(np.allclose(fast["vocals"], keras_out["vocals"], atol=1e-5))
+    True
     """
 
     def __init__(self, model, jit_compile=True, tune_input_shape=None, forms=None, compute_dtype="float32", fuse_steps=None):
@@ -299,7 +312,17 @@ class UNetInference:
 def has_inference_plan(model):
     """Whether :class:`UNetInference` computes ``model`` (a float32 U-Net
     separator of the arrangement it knows); the reason it does not is
-    logged at debug level."""
+    logged at debug level.
+
+    Example:
+
+    >>> import keras
+    >>> from keras_sep.models import UNetSeparator
+    >>> has_inference_plan(UNetSeparator(filters=(4, 8), bins=16, frames=16))
+    True
+    >>> has_inference_plan(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))
+    False
+    """
     try:
         read_unet(model)
     except Unsupported as reason:
@@ -310,7 +333,18 @@ def has_inference_plan(model):
 
 def inference_plan(model, jit_compile=True, tune_input_shape=None, forms=None, compute_dtype="float32", fuse_steps=None):
     """A :class:`UNetInference` of ``model``, or None where there is none
-    (run the Keras model then); arguments as there."""
+    (run the Keras model then); arguments as there.
+
+    Example:
+
+    >>> import keras
+    >>> from keras_sep.models import UNetSeparator
+    >>> net = UNetSeparator(filters=(4, 8), bins=16, frames=16)
+    >>> type(inference_plan(net, jit_compile=False)).__name__
+    'UNetInference'
+    >>> print(inference_plan(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])))
+    None
+    """
     if not has_inference_plan(model):
         return None
     return UNetInference(model, jit_compile=jit_compile, tune_input_shape=tune_input_shape, forms=forms,

@@ -30,10 +30,21 @@ class Magnitude(keras.layers.Layer):
 
     Example:
 
+    A cosine of amplitude 1 that makes 4 periods in one 64-sample
+    rectangular frame has magnitude ``64 / 2`` in bin 4 and none elsewhere:
+
     >>> import numpy as np
-    >>> spec = STFT(frame_length=512, frame_step=128)(np.zeros((1, 4096, 2), "float32"))
-    >>> Magnitude(power=2.0)(spec).shape
-    TensorShape([1, 29, 257, 2])
+    >>> from keras_sep.layers import STFT
+    >>> t = np.arange(64, dtype="float32")
+    >>> cosine = np.cos(2 * np.pi * 4 * t / 64)[None, :, None]
+    >>> spec = STFT(frame_length=64, frame_step=64, window=None)(cosine)
+    >>> magnitude = Magnitude()(spec)
+    >>> magnitude.shape, magnitude.dtype.name
+    (TensorShape([1, 1, 33, 1]), 'float32')
+    >>> np.round(np.asarray(magnitude)[0, 0, :6, 0], 3)
+    array([ 0.,  0.,  0.,  0., 32.,  0.], dtype=float32)
+    >>> float(Magnitude(power=2.0)(spec)[0, 0, 4, 0])
+    1024.0
     """
 
     def __init__(self, power=1.0, **kwargs):

@@ -63,10 +63,11 @@ class UNetSeparator(keras.Model):
 
     Example:
 
+    >>> import numpy as np
     >>> model = UNetSeparator(filters=(4, 8), bins=16, frames=16)
     >>> out = model(np.ones((1, 16, 16, 2), "float32"))
-    >>> out["vocals"].shape
-    TensorShape([1, 16, 16, 2])
+    >>> sorted(out), out["vocals"].shape
+    (['accompaniment', 'vocals'], TensorShape([1, 16, 16, 2]))
 
     References:
         Jansson et al., "Singing voice separation with deep U-Net
@@ -219,5 +220,12 @@ class UNetSeparator(keras.Model):
 
 
 def unet_separator(instruments=("vocals", "accompaniment"), **kwargs):
-    """Build a :class:`UNetSeparator`; keyword arguments as there."""
+    """Build a :class:`UNetSeparator`; keyword arguments as there.
+
+    Example:
+
+    >>> model = unet_separator(("drums", "bass", "other"), filters=(4, 8), bins=16)
+    >>> model.instruments
+    ('drums', 'bass', 'other')
+    """
     return UNetSeparator(instruments=instruments, **kwargs)

@@ -30,6 +30,28 @@ class ChunkStream:
             chunk_frames)) -> {instrument: (chunks, segment, channels)}``.
             The segments array is reused once ``run`` returns; the returned
             arrays are added into in place.
+
+    Example:
+
+    Blocks of any size in, and out comes exactly what the model gives for
+    the whole input at once:
+
+    >>> import numpy as np
+    >>> from keras_sep.models import UNetSeparator, WaveformSeparator
+    >>> net = UNetSeparator(filters=(4, 8), bins=16, frames=16)
+    >>> model = WaveformSeparator(net, frame_length=64, frame_step=16, overlap_frames=4)
+    >>> def run(segments, weights):
+    ...     stems = model.separate_segments(segments, weights)
+    ...     return {name: np.array(stem) for name, stem in stems.items()}
+    >>> stream = ChunkStream(model, overlap=4, batch_size=2, run=run)
+    >>> mixture = np.random.default_rng(0).normal(size=(1000, 2)).astype("float32")
+    >>> outs = [stream.push(mixture[:300]), stream.push(mixture[300:700]),
+    ...         stream.push(mixture[700:], final=True)]
+    >>> [len(out["vocals"]) for out in outs]
+    [0, 320, 680]
+    >>> vocals = np.concatenate([out["vocals"] for out in outs])
+    >>> bool(np.allclose(vocals, model(mixture[None])["vocals"][0], atol=1e-6))
+    True
     """
 
     spare = 1 << 18  # room in the input buffer beyond one chunk (it grows for larger blocks)

@@ -25,6 +25,18 @@ def output_paths(path, output_dir, instruments, codec="wav", filename_format="{t
     Raises:
         ValueError: a field other than these, a malformed format, or one
             that gives several instruments the same file.
+
+    Example:
+
+    >>> output_paths("songs/01.mp3", "stems", ("vocals", "drums"))
+    {'vocals': 'stems/01/vocals.wav', 'drums': 'stems/01/drums.wav'}
+    >>> output_paths("album/01.mp3", "stems", ("vocals",), codec="flac",
+    ...              filename_format="{foldername}-{track}-{instrument}.{codec}")
+    {'vocals': 'stems/album-01-vocals.flac'}
+    >>> output_paths("songs/01.mp3", "stems", ("vocals", "drums"), filename_format="{track}.wav")
+    Traceback (most recent call last):
+    ...
+    ValueError: filename format '{track}.wav' gives the same file for several instruments
     """
     path = os.fspath(path)
     fields = {
@@ -60,8 +72,29 @@ class StemWriters:
 
     Example:
 
-    >>> with StemWriters(targets, 44100, 2) as writers:   # doctest: +SKIP
-    ...     writers.write({"vocals": block, "accompaniment": other})
+    >>> import os
+    >>> import tempfile
+    >>> import numpy as np
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> targets = output_paths("mix.wav", folder.name, ("vocals", "drums"))
+    >>> block = np.zeros((1000, 2), "float32")
+    >>> with StemWriters(targets, 44100, 2) as writers:
+    ...     writers.write({"vocals": block, "drums": block})
+    >>> sorted(os.listdir(os.path.join(folder.name, "mix")))
+    ['drums.wav', 'vocals.wav']
+
+    When the block fails, no stem and no folder it made is left:
+
+    >>> targets = output_paths("other.wav", folder.name, ("vocals", "drums"))
+    >>> with StemWriters(targets, 44100, 2) as writers:
+    ...     writers.write({"vocals": block})
+    ...     raise RuntimeError("the separation failed")
+    Traceback (most recent call last):
+    ...
+    RuntimeError: the separation failed
+    >>> os.path.exists(os.path.join(folder.name, "other"))
+    False
+    >>> folder.cleanup()
     """
 
     def __init__(self, targets, sample_rate, channels, codec=None, bitrate=None):

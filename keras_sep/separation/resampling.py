@@ -22,7 +22,17 @@ class Reiterable:
 
 
 def fit_channels(block, channels):
-    """Mono → duplicated; more channels than the model's → the first ones."""
+    """Mono → duplicated; more channels than the model's → the first ones.
+
+    Example:
+
+    >>> import numpy as np
+    >>> fit_channels(np.array([[0.5], [1.0]], "float32"), 2)
+    array([[0.5, 0.5],
+           [1. , 1. ]], dtype=float32)
+    >>> fit_channels(np.zeros((2, 6), "float32"), 2).shape  # 5.1 → front left, right
+    (2, 2)
+    """
     if block.shape[1] == channels:
         return block
     if block.shape[1] == 1:
@@ -47,6 +57,19 @@ def model_blocks(blocks, rate, model_rate, channels, name="<array>", bar=None, w
 
     Raises:
         AudioError: no samples at all, or a block that is not audio.
+
+    Example:
+
+    Mono blocks at 22.05 kHz become stereo blocks at 44.1 kHz; the
+    resampler holds some samples back until the last pair:
+
+    >>> import numpy as np
+    >>> blocks = [np.zeros((1000, 1), "float32"), np.zeros((1001, 1), "float32")]
+    >>> pairs = list(model_blocks(blocks, 22050, 44100, channels=2))
+    >>> [(block.shape, last) for block, last in pairs]
+    [((1660, 2), False), ((1660, 2), False), ((682, 2), True)]
+    >>> sum(len(block) for block, _ in pairs)
+    4002
     """
     import soxr
 
@@ -89,6 +112,20 @@ class ToInputRate:
         model_rate, rate: the model's and the input's sample rates.
         instruments: the stems' names.
         channels: the stems' channels.
+
+    Example:
+
+    Input at 22.05 kHz to the model's 44.1 kHz and (as if the model
+    returned its input) back: the stems have the input's 2001 samples
+    exactly:
+
+    >>> import numpy as np
+    >>> back = ToInputRate(44100, 22050, ("vocals",), channels=2)
+    >>> blocks = [np.zeros((1000, 2), "float32"), np.zeros((1001, 2), "float32")]
+    >>> pairs = list(model_blocks(blocks, 22050, 44100, 2, counter=back))
+    >>> stems = [back.take({"vocals": block}, last) for block, last in pairs]
+    >>> back.received, [len(stem["vocals"]) for stem in stems]
+    (2001, [0, 830, 1171])
     """
 
     def __init__(self, model_rate, rate, instruments, channels):

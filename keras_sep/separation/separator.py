@@ -65,10 +65,28 @@ class Separator:
 
     Example:
 
+    A pretrained preset on a song (the weights are downloaded once):
+
     >>> sep = Separator.from_preset("spleeter:2stems")  # doctest: +SKIP
     >>> stems = sep.separate("song.mp3")                # doctest: +SKIP
     >>> stems["vocals"].shape                           # doctest: +SKIP
     (479832, 2)
+
+    A tiny untrained model on an array: its masks sum to one, so the stems
+    add up to the mixture:
+
+    >>> import numpy as np
+    >>> from keras_sep.models import UNetSeparator, WaveformSeparator
+    >>> net = UNetSeparator(filters=(4, 8), bins=16, frames=16)
+    >>> model = WaveformSeparator(net, frame_length=64, frame_step=16,
+    ...                           overlap_frames=4, mask_extension="average")
+    >>> sep = Separator(model, batch_size=1)
+    >>> mixture = np.random.default_rng(0).normal(size=(3000, 2)).astype("float32")
+    >>> stems = sep.separate(mixture)
+    >>> stems["vocals"].shape
+    (3000, 2)
+    >>> bool(np.allclose(stems["vocals"] + stems["accompaniment"], mixture, atol=1e-5))
+    True
     """
 
     def __init__(self, model, chunking="overlap", batch_size=None, progress=None, fast=True, precision="float32", mwf=False):
@@ -300,6 +318,26 @@ class Separator:
 
         Returns:
             ``{instrument: output path}``.
+
+        Example:
+
+        >>> import os
+        >>> import tempfile
+        >>> import numpy as np
+        >>> import soundfile
+        >>> from keras_sep.models import UNetSeparator, WaveformSeparator
+        >>> net = UNetSeparator(filters=(4, 8), bins=16, frames=16)
+        >>> model = WaveformSeparator(net, frame_length=64, frame_step=16, overlap_frames=4)
+        >>> sep = Separator(model)
+        >>> folder = tempfile.TemporaryDirectory()
+        >>> song = os.path.join(folder.name, "mix.wav")
+        >>> soundfile.write(song, np.zeros((3000, 2), "float32"), 44100)
+        >>> targets = sep.separate_to_file(song, os.path.join(folder.name, "stems"))
+        >>> sorted(os.path.relpath(t, folder.name) for t in targets.values())
+        ['stems/mix/accompaniment.wav', 'stems/mix/vocals.wav']
+        >>> soundfile.info(targets["vocals"]).frames
+        3000
+        >>> folder.cleanup()
         """
         path = os.fspath(path)
         targets = self.output_paths(path, output_dir, codec, filename_format)
