@@ -20,13 +20,6 @@ PACKAGES = (
 MODULES = ("keras_sep.losses",)
 OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
-# Modules whose examples another change is rewriting; strict, so that the
-# entry must go once they pass.
-BEING_REWRITTEN = {
-    "keras_sep.layers.max_unpooling": "examples follow the MaxUnpooling2D change of issue 17",
-}
-
-
 def public_modules():
     names = []
     for package in PACKAGES:
@@ -34,12 +27,6 @@ def public_modules():
         names += [f"{package}.{m.name}" for m in pkgutil.iter_modules(path)
                   if not m.name.startswith("_")]
     return sorted(names) + list(MODULES)
-
-
-def _param(name):
-    if name in BEING_REWRITTEN:
-        return pytest.param(name, marks=pytest.mark.xfail(reason=BEING_REWRITTEN[name], strict=True))
-    return name
 
 
 def test_discovery_finds_every_package():
@@ -56,7 +43,7 @@ def test_discovery_finds_every_package():
     assert not [n for n in names if n.rsplit(".", 1)[1].startswith("_")]
 
 
-@pytest.mark.parametrize("name", [_param(n) for n in public_modules()])
+@pytest.mark.parametrize("name", public_modules())
 def test_docstring_examples(name):
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=OPTIONS, verbose=False)
