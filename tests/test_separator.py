@@ -465,3 +465,13 @@ def test_a_stem_that_cannot_be_finished_takes_the_others_with_it(model, tmp_path
     monkeypatch.setattr(audio.AtomicWriter, "__exit__", real)
     targets = Separator(model).separate_to_file(tmp_path / "song.wav", tmp_path / "out", filename_format="a/b/{instrument}.wav")
     assert all(os.path.isfile(t) for t in targets.values())
+
+
+def test_default_overlap_is_an_eighth_of_the_chunk():
+    """Spleeter's 512-frame chunks keep their 64 shared frames; a small
+    network gets a default it can take instead of a refusal of 64."""
+    small = WaveformSeparator(UNetSeparator(filters=(4, 8), bins=16, frames=16), frame_length=64, frame_step=16)
+    assert small.overlap_frames == 2
+    assert WaveformSeparator(UNetSeparator(filters=(4, 8), bins=16, frames=512), frame_length=64,
+                             frame_step=16).overlap_frames == 64
+    assert WaveformSeparator.from_config(small.get_config()).overlap_frames == 2

@@ -37,7 +37,9 @@ class WaveformSeparator(keras.Model):
         frame_length: STFT frame (and FFT) length in samples.
         frame_step: STFT hop in samples.
         chunk_frames: frames per chunk; default ``spectrogram_model.frames``.
-        overlap_frames: frames shared by consecutive chunks (cross-faded).
+        overlap_frames: frames shared by consecutive chunks (cross-faded);
+            default an eighth of ``chunk_frames`` (64 of Spleeter's 512,
+            1.5 s at 44.1 kHz).
         mask_extension: ``"zeros"`` or ``"average"`` above the cutoff.
         separation_exponent: exponent of the ratio masks; default the
             spectrogram model's.
@@ -75,7 +77,7 @@ class WaveformSeparator(keras.Model):
         frame_length=4096,
         frame_step=1024,
         chunk_frames=None,
-        overlap_frames=64,
+        overlap_frames=None,
         mask_extension="zeros",
         separation_exponent=None,
         **kwargs,
@@ -86,7 +88,8 @@ class WaveformSeparator(keras.Model):
         self.frame_length = int(frame_length)
         self.frame_step = int(frame_step)
         self.chunk_frames = int(chunk_frames or spectrogram_model.frames)
-        self.overlap_frames = int(overlap_frames)
+        # A fixed 64 frames would refuse every network of 64 frames or fewer.
+        self.overlap_frames = self.chunk_frames // 8 if overlap_frames is None else int(overlap_frames)
         if mask_extension not in mask_ops.MASK_EXTENSIONS:
             raise ValueError(
                 f"mask_extension must be one of {mask_ops.MASK_EXTENSIONS}, got {mask_extension!r}"
