@@ -151,7 +151,9 @@ def fetch_files(name, local_dir=None):
             payload = fetch()
         except Exception as error:  # each source fails in its own way; keep the reason
             failures.append(f"{label}: {audio.one_line(error)}")
-            logger.warning("%s", failures[-1])
+            # Unreachable is normal offline; the next source usually serves,
+            # and the final error lists every reason if none does.
+            logger.info("%s", failures[-1])
             continue
         bad = [n for n, digest in expected.items() if n not in payload or sha256(payload[n]) != digest]
         if bad:
