@@ -5,6 +5,7 @@ import importlib
 import pytest
 
 MODULES = (
+    "keras_sep.ops.rbm",
     "keras_sep.layers.additive_gaussian_noise",
     "keras_sep.layers.masking_noise",
     "keras_sep.layers.salt_and_pepper_noise",
