@@ -177,7 +177,7 @@ def test_autoencoder_pretraining_works_for_any_activation_and_rbm_refuses():
     model = DenseAutoencoder(16, hidden=(12,), code_dim=2, activation="elu", tied=False)
     with pytest.raises(ValueError, match="'elu'"):
         model.pretrain(x, verbose=0)
-    history = model.pretrain(x, epochs=15, method="autoencoder", verbose=0)
+    history = model.pretrain(x, epochs=30, method="autoencoder", learning_rate=1e-2, verbose=0)
     assert history["encoder_0"][-1] < 0.5 * history["encoder_0"][0]
     with pytest.raises(ValueError, match="'contrastive'"):
         model.pretrain(x, method="contrastive")
