@@ -18,9 +18,22 @@ def deep_autoencoder(
     ``[0, 1]`` and tied weights (``W6 = W1ᵀ``, ``W5 = W2ᵀ``, ``W4 = W3ᵀ``
     for three hidden layers; the code layer is tied to the first decoder
     layer too). ``tied=False`` gives the untied variant with twice the
-    kernels. The paper pretrains layer by layer with RBMs; with Adam and
-    Glorot initialisation, end-to-end training of smaller versions works
-    without it (see ``examples/dae_vs_pca.py``).
+    kernels.
+
+    Two ways to train it, both with the paper's logistic units:
+
+    - the paper's recipe: ``model.pretrain(x)`` trains the encoder layer
+      by layer as restricted Boltzmann machines (contrastive divergence;
+      Gaussian hidden units for the linear code), which initialises every
+      kernel and bias, then ``compile`` and ``fit`` fine-tune end to end;
+    - a plain ``fit`` from the default initialisation, Glorot & Bengio's
+      range for logistic units (see
+      :func:`~keras_sep.models.dense_autoencoder.default_kernel_initializer`):
+      with Keras's usual Glorot range the logistic units stay near 0.5 and
+      Adam leaves the model at the mean input, which is why the paper
+      needed pretraining with small random weights.
+
+    ``examples/dae_vs_pca.py`` compares both recipes with PCA.
 
     Args:
         input_dim: number of input features (784 for 28×28 MNIST).
@@ -46,6 +59,16 @@ def deep_autoencoder(
     4
     >>> model.encoder.output_shape, model.decoder.output_shape
     ((None, 30), (None, 784))
+
+    The paper's recipe on a small version:
+
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).random((100, 16)).astype("float32")
+    >>> small = deep_autoencoder(16, hidden=(12, 8), code_dim=2)
+    >>> history = small.pretrain(x, epochs=2, verbose=0)   # RBMs, layer by layer
+    >>> small.compile("adam", "mse")
+    >>> small.fit(x, x, epochs=1, verbose=0).history["loss"][0] < 0.25
+    True
 
     References:
         - G. E. Hinton, R. R. Salakhutdinov, "Reducing the dimensionality of
