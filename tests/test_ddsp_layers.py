@@ -129,3 +129,21 @@ def test_fitting_harmonic_amplitudes_with_the_multi_scale_loss():
 def test_arguments_are_checked(cls, kwargs, match):
     with pytest.raises(ValueError, match=match):
         cls(**kwargs)
+
+
+def test_synthesis_stays_float32_behind_a_float16_network():
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        f0 = keras.Input((None, 1))
+        features = keras.Input((None, 4))
+        hidden = keras.layers.Dense(9)(features)  # float16 outputs
+        assert hidden.dtype == "float16"
+        audio = HarmonicSynth(sample_rate=8000, frame_step=16)([f0, hidden[..., :1], hidden[..., 1:]])
+        audio = Reverb(length=8)(audio + FilteredNoise(frame_step=16, seed=0)(hidden))
+        model = keras.Model([f0, features], audio)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert audio.dtype == "float32"
+    out = model([np.full((2, 5, 1), 440.0, "float32"), RNG.normal(size=(2, 5, 4)).astype("float32")])
+    assert out.dtype == "float32" and out.shape == (2, 80, 1)
+    assert np.all(np.isfinite(np.asarray(out)))

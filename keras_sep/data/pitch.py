@@ -52,26 +52,23 @@ def crepe_available(capacity="tiny"):
 def _crepe(audio, sample_rate, frame_step, frames, capacity, batch_size):
     """CREPE's f0 and confidence at frames ``t * frame_step``, run at 16 kHz
     with the nearest whole hop and interpolated onto the frame times."""
+    if not frames:
+        return np.zeros(0), np.zeros(0)
     audio16 = resample(audio[:, None], sample_rate, CREPE_SAMPLE_RATE)[:, 0]
     times = np.arange(frames) * frame_step / sample_rate
     hop = max(1, int(round(CREPE_SAMPLE_RATE * frame_step / sample_rate)))
-    count = int(np.ceil(times[-1] * CREPE_SAMPLE_RATE / hop)) + 1 if frames else 0
+    count = int(np.ceil(times[-1] * CREPE_SAMPLE_RATE / hop)) + 1
     half = CREPE_FRAME // 2
     padded = np.pad(audio16, (half, half + count * hop))
     starts = np.arange(count) * hop
     windows = padded[starts[:, None] + np.arange(CREPE_FRAME)]  # window k centred on k * hop
     windows = windows - windows.mean(axis=1, keepdims=True)
     std = windows.std(axis=1, keepdims=True)
-    windows = windows / np.where(std > 0, std, 1.0)  # CREPE expects each window normalised
+    windows = (windows / np.where(std > 0, std, 1.0)).astype(np.float32)  # as CREPE was trained
     model = crepe_model(capacity)
-    activation = np.concatenate(
-        [np.asarray(model(windows[i : i + batch_size].astype(np.float32), training=False))
-         for i in range(0, count, batch_size)]
-    ) if count else np.zeros((0, 360), np.float32)
-    f0, confidence = _local_average(activation)
+    batches = [model(windows[i : i + batch_size], training=False) for i in range(0, count, batch_size)]
+    f0, confidence = _local_average(np.concatenate([np.asarray(b) for b in batches]))
     crepe_times = starts / CREPE_SAMPLE_RATE
-    if not frames:
-        return np.zeros(0), np.zeros(0)
     return np.interp(times, crepe_times, f0), np.interp(times, crepe_times, confidence)
 
 
