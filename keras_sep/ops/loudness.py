@@ -33,17 +33,19 @@ def a_weighting_db(frequencies, min_db=-80.0):
     return tf.cast(weight, tf.float32)
 
 
-def loudness_db(audio, sample_rate, frame_step, frame_length=2048, ref_db=0.0, range_db=80.0):
+def loudness_db(audio, sample_rate, frame_step, frame_length=512, ref_db=0.0, range_db=80.0):
     """A-weighted loudness in dB, one value per ``frame_step`` samples.
 
     Centred Hann-windowed STFT frames, power, A-weighting, mean over the
-    bins, ``10 log10``, minus ``ref_db``, floored at ``-range_db``.
+    bins, ``10 log10``, minus ``ref_db``, floored at ``-range_db``: DDSP's
+    ``compute_loudness`` since its v2 (the defaults are its own: a 512-point
+    FFT, ``ref_db=0``, an 80 dB range).
 
     Args:
         audio: ``(batch, samples, 1)`` (more channels are averaged in power).
         sample_rate: in Hz.
         frame_step: samples between frames.
-        frame_length: STFT window and FFT size.
+        frame_length: STFT window and FFT size (32 ms at 16 kHz).
         ref_db: the dB value that reads as 0.
         range_db: how far below ``ref_db`` the floor is.
 
@@ -61,9 +63,9 @@ def loudness_db(audio, sample_rate, frame_step, frame_length=2048, ref_db=0.0, r
     >>> loudness = loudness_db(sine, 16000, frame_step=64)
     >>> loudness.shape
     TensorShape([1, 250, 1])
-    >>> # Parseval: the bins' power sums to 2048 * sum(window² sine²) / 2, about 3.9e5, over 1025 bins
+    >>> # Parseval: the bins' power sums to 512 * sum(window² sine²) / 2, about 2.5e4, over 257 bins
     >>> round(float(loudness[0, 125, 0]), 1)
-    25.8
+    19.8
     >>> float(loudness_db(np.zeros((1, 640, 1), "float32"), 16000, 64)[0, 0, 0])
     -80.0
     """
@@ -74,7 +76,8 @@ def loudness_db(audio, sample_rate, frame_step, frame_length=2048, ref_db=0.0, r
     frequencies = tf.linspace(0.0, sample_rate / 2.0, frame_length // 2 + 1)
     weighting = 10.0 ** (a_weighting_db(frequencies) / 10.0)
     mean_power = tf.reduce_mean(power * weighting, axis=-1, keepdims=True)
-    decibels = 10.0 * tf.math.log(tf.maximum(mean_power, 1e-20)) / math.log(10.0) - ref_db
+    floor = 10.0 ** (-range_db / 10.0)  # also keeps log10 and its gradient finite at silence
+    decibels = 10.0 * tf.math.log(tf.maximum(mean_power, floor)) / math.log(10.0) - ref_db
     decibels = tf.maximum(decibels, -range_db)
     frames = tf.shape(audio)[1] // frame_step
     return decibels[:, :frames]
