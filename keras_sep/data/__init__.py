@@ -1,4 +1,5 @@
-"""tf.data input pipelines: stems folders, MUSDB18, augmentation, a built-in dataset.
+"""tf.data input pipelines: stems folders, MUSDB18, augmentation, a built-in dataset;
+f0 tracking for DDSP (:func:`track_pitch`).
 
 Builders return unbatched examples ``{"mixture": (samples, 2), target:
 (samples, 2), ...}`` of float32 stereo audio; :func:`batch` adds shuffle,
@@ -9,6 +10,7 @@ from keras_sep.data.augment import random_channel_swap, random_gain, recompute_m
 from keras_sep.data.bach import bach_chorales
 from keras_sep.data.dataset import batch, group_targets, stems_dataset, store_dataset
 from keras_sep.data.musdb_dataset import musdb_dataset, musdb_tracks
+from keras_sep.data.pitch import track_pitch
 from keras_sep.data.soundfont import SoundFontRenderer
 from keras_sep.data.spectrogram import spectrogram_settings, to_spectrogram_pairs
 from keras_sep.data.stems import StemStore, find_tracks
@@ -29,4 +31,5 @@ __all__ = [
     "stems_dataset",
     "store_dataset",
     "to_spectrogram_pairs",
+    "track_pitch",
 ]

@@ -13,3 +13,6 @@ from keras_sep.layers.additive_gaussian_noise import AdditiveGaussianNoise  # no
 from keras_sep.layers.masking_noise import MaskingNoise  # noqa: E402,F401
 from keras_sep.layers.salt_and_pepper_noise import SaltAndPepperNoise  # noqa: E402,F401
 from keras_sep.layers.cross_occlusion import CrossOcclusion  # noqa: E402,F401
+from keras_sep.layers.harmonic_synth import HarmonicSynth  # noqa: E402,F401
+from keras_sep.layers.filtered_noise import FilteredNoise  # noqa: E402,F401
+from keras_sep.layers.reverb import Reverb  # noqa: E402,F401
