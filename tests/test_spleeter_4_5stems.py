@@ -52,9 +52,15 @@ def weights_dir(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="module")
+def cache_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("KERAS_SEP_CACHE", str(tmp_path / "cache"))
+def cache(cache_root, monkeypatch):
+    """One cache for the module: the 4-stem model is converted once."""
+    monkeypatch.setenv("KERAS_SEP_CACHE", str(cache_root))
     monkeypatch.delenv("KERAS_SEP_WEIGHTS_DIR", raising=False)
 
 
@@ -108,9 +114,10 @@ def test_five_stems_softmax_model_separates_like_spleeter(weights_dir):
     assert all(np.isfinite(v).all() and v.shape == data["mixture"].shape for v in filtered.values())
 
 
-def test_wrong_checkpoint_is_refused_and_dropped(tmp_path):
+def test_wrong_checkpoint_is_refused_and_dropped(tmp_path, monkeypatch):
     """A 2-stem checkpoint where the 4-stem one belongs: a one-line error
     naming what is missing, and no cached files trusted afterwards."""
+    monkeypatch.setenv("KERAS_SEP_CACHE", str(tmp_path / "cache"))
     folder = tmp_path / "models" / "4stems"
     folder.mkdir(parents=True)
     write_checkpoint(str(folder / "model"), {"conv2d/kernel": np.zeros((5, 5, 2, 16), np.float32)})
@@ -132,3 +139,72 @@ def test_presets_describe_spleeter_configurations(name, bins, count, head):
     assert checkpoint["url"].endswith(name.split(":")[1] + ".tar.gz") and "v1.4.0" in checkpoint["url"]
     # No digest was computed for these archives: none may be claimed.
     assert set(checkpoint["files"].values()) == {None} and "structure" in checkpoint["verification"]
+
+
+def test_cli_separates_four_stems_with_mwf(weights_dir, tmp_path, monkeypatch):
+    """``keras-sep separate -m spleeter:4stems --mwf``: one file per stem,
+    Spleeter's --mwf stems in them (16-bit files: about 60 dB at best)."""
+    import soundfile as sf
+
+    from keras_sep import cli
+
+    data = reference("4stems")
+    sf.write(tmp_path / "mix.wav", data["mixture"], 44100, subtype="FLOAT")
+    monkeypatch.setenv("KERAS_SEP_WEIGHTS_DIR", str(weights_dir))
+    assert cli.main(["separate", str(tmp_path / "mix.wav"), "-o", str(tmp_path / "out"),
+                     "-m", "spleeter:4stems", "--mwf"]) == 0
+    for name in INSTRUMENTS["4stems"]:
+        written, rate = sf.read(tmp_path / "out" / "mix" / f"{name}.wav", dtype="float32")
+        assert rate == 44100 and written.shape == data["mixture"].shape
+        assert snr_db(data[f"mwf_{name}"], written) > 40
+
+
+def test_cli_unknown_stem_count_lists_the_new_presets(capsys):
+    from keras_sep import cli
+
+    assert cli.main(["separate", "x.wav", "-o", "out", "-m", "spleeter:3stems"]) == 2
+    error = capsys.readouterr().err
+    assert "spleeter:3stems" in error and "spleeter:4stems" in error and "spleeter:5stems-16kHz" in error
+
+
+@pytest.mark.parametrize("count,head", [(4, "sigmoid"), (5, "softmax")])
+def test_export_serves_one_output_per_stem(tmp_path, count, head):
+    """TF Serving export of 4- and 5-stem separators (the 5-stem one through
+    the Keras layers: the plan does not compute its softmax head)."""
+    import keras
+
+    from keras_sep import export
+    from keras_sep.models import UNetSeparator, WaveformSeparator
+
+    keras.utils.set_random_seed(3)
+    names = INSTRUMENTS[f"{count}stems"]
+    net = UNetSeparator(names, filters=(4, 8), bins=32, frames=32, encoder_activation="elu",
+                        decoder_activation="elu", mask_activation=head)
+    sep = Separator(WaveformSeparator(net, sample_rate=8000, frame_length=128, frame_step=32, overlap_frames=8))
+    path = export.export_saved_model(sep, str(tmp_path / "serving" / "1"))
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    wave = np.random.default_rng(1).uniform(-0.5, 0.5, (3000, 2)).astype(np.float32)
+    served = serve(waveform=tf.constant(wave))
+    assert sorted(served) == sorted(names)
+    expected = sep.separate(wave, sample_rate=8000)
+    for name in names:
+        np.testing.assert_allclose(served[name].numpy(), expected[name], atol=1e-5)
+
+
+def test_softmax_model_round_trips_through_a_keras_file(tmp_path):
+    import keras
+
+    from keras_sep.models import UNetSeparator
+
+    net = UNetSeparator(INSTRUMENTS["5stems"], filters=(4, 8), bins=16, frames=16, encoder_activation="elu",
+                        decoder_activation="elu", mask_activation="softmax")
+    x = np.random.default_rng(2).uniform(0, 1, (1, 16, 16, 2)).astype(np.float32)
+    net.save(tmp_path / "net.keras")
+    loaded = keras.saving.load_model(tmp_path / "net.keras")
+    assert loaded.get_config() == net.get_config() and loaded.mask_activation == "softmax"
+    before, after = net(x, training=False), loaded(x, training=False)
+    for name in INSTRUMENTS["5stems"]:
+        np.testing.assert_allclose(after[name], before[name], rtol=1e-6)
+    np.testing.assert_allclose(sum(np.asarray(v) for v in after.values()), x, rtol=1e-5)
+    with pytest.raises(ValueError, match="mask_activation must be one of .* got 'tanh'"):
+        UNetSeparator(mask_activation="tanh")
