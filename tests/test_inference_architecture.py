@@ -106,6 +106,11 @@ REFUSED = {
     "extra layer": (extra_layer, "found Activation"),
     "mask activation": (tanh_mask, "'tanh'"),
     "mixed precision": (None, "float16"),
+    # Spleeter's 5-stem head: logits shared out by a softmax across instruments.
+    "softmax across instruments": (
+        lambda: UNetSeparator(("a", "b", "c"), filters=(4, 8), bins=16, frames=16, mask_activation="softmax"),
+        "found _InstrumentSoftmax",
+    ),
     "not functional": (lambda: keras.Sequential([keras.layers.Dense(2)]), "one input and a dict of outputs"),
 }
 
@@ -127,6 +132,13 @@ def test_unknown_architecture_is_refused_with_the_reason(case, caplog):
     assert inference_plan(net) is None
     with pytest.raises(ValueError, match="no inference plan for"):
         UNetInference(net)
+
+
+def test_elu_unet_has_a_plan_equal_to_the_model():
+    """Spleeter's 4-stem arrangement: ELU in encoder and decoder."""
+    net = UNetSeparator(("vocals", "drums", "bass", "other"), filters=(4, 8, 16), bins=32, frames=32,
+                        encoder_activation="elu", decoder_activation="elu")
+    assert_plan_equals_model(randomise(net, seed=5))
 
 
 def flipped_transpose(real):

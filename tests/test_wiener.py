@@ -64,6 +64,15 @@ def test_one_chunk_equals_norbert(channels):
     assert snr_db(reference, ours) > 100
 
 
+@pytest.mark.parametrize("sources", [4, 5])
+def test_four_and_five_sources_equal_norbert(sources):
+    """Spleeter's 4- and 5-stem --mwf: one chunk and cross-faded chunks."""
+    x, v = _random_case(frames=50, sources=sources, seed=10 + sources)
+    reference = norbert.wiener(v.copy(), x.copy())
+    assert snr_db(reference, _ours(x, v, len(x), 0)) > 100
+    assert snr_db(reference, _ours(x, v, 24, 6)) > 100
+
+
 def test_chunked_statistics_equal_the_whole_song():
     """Chunks that share frames (weights summing to one) fit the same model
     as norbert on the whole song; the filtered spectra agree frame by frame

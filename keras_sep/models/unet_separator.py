@@ -6,6 +6,20 @@ from keras_sep.layers.conv_transpose_block import Conv2DTransposeBlock
 from keras_sep.models._autoencoder_utils import check_model_kwargs
 
 _ACTIVATIONS = ("leaky_relu", "relu", "elu")
+_MASK_ACTIVATIONS = ("sigmoid", "softmax")
+
+
+@keras.saving.register_keras_serializable(package="keras_sep", name="InstrumentSoftmax")
+class _InstrumentSoftmax(keras.layers.Layer):
+    """Softmax across instruments of per-instrument mask logits (Spleeter's
+    5-stem head): takes and returns a list of equally shaped tensors."""
+
+    def call(self, logits):
+        masks = keras.ops.softmax(keras.ops.stack(logits, axis=-1), axis=-1)
+        return keras.ops.unstack(masks, num=len(logits), axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return list(input_shape)
 
 
 @keras.saving.register_keras_serializable(package="keras_sep")
@@ -22,6 +36,10 @@ class UNetSeparator(keras.Model):
     with the target. Stereo channels are the network's input channels and are
     processed jointly. The layout matches Spleeter's, so its pretrained
     checkpoints load into it (see ``keras_sep.pretrained``).
+
+    With ``mask_activation="softmax"`` (Spleeter's 5-stem model) the heads
+    give logits instead, and a softmax across instruments turns them into
+    masks that sum to one in every bin before they multiply the input.
 
     Ratio masks across instruments (``keras_sep.ops.masks.ratio_masks`` with
     ``separation_exponent``) turn the outputs into masks that sum to one.
@@ -47,6 +65,8 @@ class UNetSeparator(keras.Model):
         separation_exponent: exponent of the ratio masks across instruments.
         batch_norm_momentum: momentum of every batch norm.
         batch_norm_epsilon: epsilon of every batch norm.
+        mask_activation: ``"sigmoid"`` (one mask per U-Net) or ``"softmax"``
+            (a softmax across instruments over the heads' logits).
 
     Call arguments:
         inputs: mixture magnitude ``(batch, frames, bins, channels)``.
@@ -68,6 +88,15 @@ class UNetSeparator(keras.Model):
     >>> out = model(np.ones((1, 16, 16, 2), "float32"))
     >>> sorted(out), out["vocals"].shape
     (['accompaniment', 'vocals'], TensorShape([1, 16, 16, 2]))
+
+    With a softmax across instruments the masked magnitudes add up to the
+    input:
+
+    >>> model = UNetSeparator(("vocals", "piano", "other"), filters=(4, 8), bins=16,
+    ...                       frames=16, encoder_activation="elu", mask_activation="softmax")
+    >>> out = model(np.ones((1, 16, 16, 2), "float32"))
+    >>> bool(np.allclose(sum(out.values()), 1.0, atol=1e-6))
+    True
 
     References:
         Jansson et al., "Singing voice separation with deep U-Net
@@ -94,6 +123,7 @@ class UNetSeparator(keras.Model):
         separation_exponent=2.0,
         batch_norm_momentum=0.99,
         batch_norm_epsilon=1e-3,
+        mask_activation="sigmoid",
         **kwargs,
     ):
         check_model_kwargs(type(self), kwargs)
@@ -106,6 +136,8 @@ class UNetSeparator(keras.Model):
         for name, act in (("encoder", encoder_activation), ("decoder", decoder_activation)):
             if act not in _ACTIVATIONS:
                 raise ValueError(f"{name}_activation must be one of {_ACTIVATIONS}, got {act!r}")
+        if mask_activation not in _MASK_ACTIVATIONS:
+            raise ValueError(f"mask_activation must be one of {_MASK_ACTIVATIONS}, got {mask_activation!r}")
         factor = strides ** len(filters)
         for name, size in (("bins", bins), ("frames", frames)):
             if size % factor:
@@ -115,7 +147,7 @@ class UNetSeparator(keras.Model):
         inputs = keras.Input(shape=(None, bins, channels), name="mix_magnitude")
 
         # === One U-Net per instrument ===
-        outputs = {}
+        heads = {}
         for instrument in instruments:
             prefix = f"{instrument}_"
             block_args = dict(
@@ -166,11 +198,20 @@ class UNetSeparator(keras.Model):
                 (4, 4),
                 dilation_rate=(2, 2),
                 padding="same",
-                activation="sigmoid",
+                activation="sigmoid" if mask_activation == "sigmoid" else "linear",
                 kernel_initializer="he_uniform",
                 name=f"{prefix}mask",
             )(x)
-            outputs[instrument] = keras.layers.Multiply(name=instrument)([mask, inputs])
+            heads[instrument] = mask
+
+        # Masked magnitudes; a softmax head shares each bin out among the instruments.
+        masks = list(heads.values())
+        if mask_activation == "softmax":
+            masks = _InstrumentSoftmax(name="instrument_softmax")(masks)
+        outputs = {
+            instrument: keras.layers.Multiply(name=instrument)([mask, inputs])
+            for instrument, mask in zip(instruments, masks)
+        }
 
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
@@ -191,6 +232,7 @@ class UNetSeparator(keras.Model):
         self.separation_exponent = separation_exponent
         self.batch_norm_momentum = batch_norm_momentum
         self.batch_norm_epsilon = batch_norm_epsilon
+        self.mask_activation = mask_activation
 
     def get_config(self):
         return {
@@ -212,6 +254,7 @@ class UNetSeparator(keras.Model):
             "separation_exponent": self.separation_exponent,
             "batch_norm_momentum": self.batch_norm_momentum,
             "batch_norm_epsilon": self.batch_norm_epsilon,
+            "mask_activation": self.mask_activation,
         }
 
     @classmethod

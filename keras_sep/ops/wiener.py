@@ -15,6 +15,7 @@ the power-weighted average of ``y_j y_jᴴ`` over all frames of the song.
 :func:`filter_spectra` separates each chunk with them. Memory stays that of
 one chunk.
 
+Any number of sources (Spleeter's 2, 4 or 5 stems) and channels.
 Layout: spectra ``(chunks, channels, frames, bins)`` complex64, magnitude
 estimates ``(sources, chunks, channels, frames, bins)`` float32. Everything
 is float32 / complex64.
