@@ -14,6 +14,7 @@ import os
 import numpy as np
 
 from keras_sep import audio
+from keras_sep.ops import spectra
 from keras_sep.ops import stft as stft_ops
 
 METRICS = ("SDR", "SIR", "SAR", "ISR")
@@ -42,7 +43,7 @@ def oracle_separation(mixture, sources, kind="irm", frame_length=4096, frame_ste
     settings = dict(frame_length=frame_length, frame_step=frame_step, center=True)
     mix_spec = np.asarray(stft_ops.stft(np.asarray(mixture, np.float32)[None], **settings))
     stacked = np.stack([np.asarray(s, np.float32) for s in sources.values()])
-    magnitudes = np.asarray(stft_ops.magnitude(stft_ops.stft(stacked, **settings)))
+    magnitudes = np.asarray(spectra.magnitude(stft_ops.stft(stacked, **settings)))
     if kind == "irm":
         masks = magnitudes / (magnitudes.sum(axis=0, keepdims=True) + 1e-10)
     else:

@@ -4,6 +4,7 @@ import os
 import numpy as np
 
 from keras_sep import audio
+from keras_sep.ops import spectra
 from keras_sep.ops import stft as stft_ops
 
 # A figure is for looking at, not for analysis: long tracks are shown up to
@@ -16,7 +17,7 @@ def _spectrogram(waveform, frame_length=2048, frame_step=512):
     on sample ``t * frame_step`` so the time axis matches the waveform."""
     mono = np.asarray(waveform, np.float32).mean(axis=1, keepdims=True)
     spec = stft_ops.stft(mono[None], frame_length, frame_step, center=True)
-    magnitude = np.asarray(stft_ops.magnitude(spec))[0, :, :, 0].T
+    magnitude = np.asarray(spectra.magnitude(spec))[0, :, :, 0].T
     return magnitude[:, : max(1, len(waveform) // frame_step)]
 
 

@@ -7,6 +7,7 @@ import tensorflow as tf
 from layer_checks import check_layer
 
 from keras_sep.layers import ISTFT, STFT, Magnitude
+from keras_sep.ops import spectra
 from keras_sep.ops import stft as stft_ops
 
 
@@ -235,12 +236,12 @@ def test_dynamic_batch_and_length_in_tf_function():
 def test_helpers_and_gradient():
     x = tf.constant(noise(samples=700))
     spec = stft_ops.stft(x, 128, 32)
-    rebuilt = stft_ops.to_complex(stft_ops.magnitude(spec), tf.math.angle(spec))
+    rebuilt = spectra.to_complex(spectra.magnitude(spec), tf.math.angle(spec))
     np.testing.assert_allclose(np.asarray(rebuilt), np.asarray(spec), atol=1e-4)
-    parts = stft_ops.to_real_imag(spec)
+    parts = spectra.to_real_imag(spec)
     assert parts.shape == spec.shape[:-1] + [4]
     np.testing.assert_array_equal(np.asarray(parts[..., 1]), np.imag(np.asarray(spec[..., 0])))
-    np.testing.assert_array_equal(np.asarray(stft_ops.from_real_imag(parts)), np.asarray(spec))
+    np.testing.assert_array_equal(np.asarray(spectra.from_real_imag(parts)), np.asarray(spec))
     cut = stft_ops.fit_length(x, tf.constant(650))
     grown = stft_ops.fit_length(x, 800)
     assert cut.shape == (2, 650, 2) and grown.shape == (2, 800, 2)

@@ -1,6 +1,7 @@
 """ISTFT layer: complex spectrogram back to a waveform, always in float32."""
 import keras
 
+from keras_sep.ops import spectra
 from keras_sep.ops import stft as stft_ops
 
 INPUT_FORMATS = ("complex", "real_imag")
@@ -107,7 +108,7 @@ class ISTFT(keras.layers.Layer):
         if reference is not None:
             length = keras.ops.shape(reference)[1]
         if self.input_format == "real_imag":
-            inputs = stft_ops.from_real_imag(inputs)
+            inputs = spectra.from_real_imag(inputs)
         return stft_ops.istft(
             inputs,
             self.frame_length,

@@ -1,7 +1,7 @@
 """Magnitude layer: complex spectrogram to float32 magnitude."""
 import keras
 
-from keras_sep.ops import stft as stft_ops
+from keras_sep.ops import spectra
 
 
 @keras.saving.register_keras_serializable(package="keras_sep")
@@ -55,7 +55,7 @@ class Magnitude(keras.layers.Layer):
         self.power = float(power)
 
     def call(self, spectrogram):
-        return stft_ops.magnitude(spectrogram, self.power)
+        return spectra.magnitude(spectrogram, self.power)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)

@@ -1,6 +1,7 @@
 """STFT layer: waveform to complex spectrogram, always in float32."""
 import keras
 
+from keras_sep.ops import spectra
 from keras_sep.ops import stft as stft_ops
 
 OUTPUT_FORMATS = ("complex", "magnitude", "real_imag")
@@ -108,9 +109,9 @@ class STFT(keras.layers.Layer):
             pad_end=self.pad_end,
         )
         if self.output_format == "magnitude":
-            return stft_ops.magnitude(spectrogram)
+            return spectra.magnitude(spectrogram)
         if self.output_format == "real_imag":
-            return stft_ops.to_real_imag(spectrogram)
+            return spectra.to_real_imag(spectrogram)
         return spectrogram
 
     def compute_output_shape(self, input_shape):

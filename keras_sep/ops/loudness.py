@@ -9,6 +9,7 @@ import math
 
 import tensorflow as tf
 
+from keras_sep.ops import spectra
 from keras_sep.ops import stft as stft_ops
 from keras_sep.ops.synthesis import _check_frame_step, _check_sample_rate
 
@@ -72,7 +73,7 @@ def loudness_db(audio, sample_rate, frame_step, frame_length=512, ref_db=0.0, ra
     sample_rate = _check_sample_rate(sample_rate)
     frame_step = _check_frame_step(frame_step)
     spectrum = stft_ops.stft(audio, frame_length, frame_step, center=True)  # (batch, frames, bins, ch)
-    power = tf.reduce_mean(stft_ops.magnitude(spectrum, 2.0), axis=-1)  # (batch, frames, bins)
+    power = tf.reduce_mean(spectra.magnitude(spectrum, 2.0), axis=-1)  # (batch, frames, bins)
     frequencies = tf.linspace(0.0, sample_rate / 2.0, frame_length // 2 + 1)
     weighting = 10.0 ** (a_weighting_db(frequencies) / 10.0)
     mean_power = tf.reduce_mean(power * weighting, axis=-1, keepdims=True)
