@@ -76,8 +76,9 @@ def _inverse_gain(frames, length, frame_length, frame_step, window, center):
     envelope = tf.signal.overlap_and_add(tf.tile(squared[None, :], tf.stack([frames, 1])), frame_step)
     gain = tf.where(envelope > _TINY, 1.0 / tf.maximum(envelope, _TINY), 0.0)
     start = frame_length // 2 if center else 0
-    natural = span - 2 * start
-    keep = natural if length is None else tf.minimum(tf.cast(length, tf.int32), natural)
+    # Without a length the centre padding is cut at both ends; a length may
+    # keep the samples under the last frame's padding (librosa's istft does).
+    keep = span - 2 * start if length is None else tf.minimum(tf.cast(length, tf.int32), span - start)
     position = tf.range(span)
     return tf.where((position >= start) & (position < start + keep), gain, 0.0)
 
