@@ -5,6 +5,8 @@ import importlib
 import pytest
 
 MODULES = (
+    "keras_sep.ops.griffin_lim",
+    "keras_sep.layers.griffin_lim",
     "keras_sep.layers.additive_gaussian_noise",
     "keras_sep.layers.masking_noise",
     "keras_sep.layers.salt_and_pepper_noise",
