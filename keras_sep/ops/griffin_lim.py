@@ -64,10 +64,19 @@ def _initial_phasor(init, shape, seed):
     return tf.complex(tf.cos(phase), tf.sin(phase))
 
 
-def _unit(spectrum):
-    """``spectrum / (|spectrum| + tiny)``, librosa's normalisation (0 stays 0)."""
-    scale = 1.0 / (tf.abs(spectrum) + _TINY)
-    return spectrum * tf.complex(scale, tf.zeros_like(scale))
+def _unit(spectrum, magnitude=None):
+    """``magnitude * spectrum / (|spectrum| + tiny)``, librosa's
+    normalisation (0 stays 0); ``spectrum`` complex or ``(real, imag)``.
+    In real arithmetic: complex ``abs`` and products are slower on CPU,
+    under XLA too."""
+    if isinstance(spectrum, tuple):
+        real, imag = spectrum
+    else:
+        real, imag = tf.math.real(spectrum), tf.math.imag(spectrum)
+    scale = 1.0 / (tf.sqrt(real * real + imag * imag) + _TINY)
+    if magnitude is not None:
+        scale = scale * magnitude
+    return tf.complex(real * scale, imag * scale)
 
 
 def _inverse_gain(frames, length, frame_length, frame_step, window, center):
@@ -129,36 +138,41 @@ def reconstruct_phase(
         raise ValueError(f"the magnitude has {bins} bins; fft_length={fft_length} gives {fft_length // 2 + 1}")
     frames = tf.shape(target)[2]
     gain = _inverse_gain(frames, length, frame_length, frame_step, window, center)
-    amplitude = tf.complex(target, tf.zeros_like(target))
     weight = momentum / (1.0 + momentum)
     norm = tf.sqrt(tf.reduce_sum(tf.square(target), axis=[1, 2, 3])) + _TINY
 
-    def rebuild(phasor):
+    def rebuild(estimate):
         # Inverse STFT normalised by the window sum actually present, then
         # the STFT of that signal (with its zeros, see _inverse_gain).
         signal = stft_ops.istft(
-            amplitude * phasor, frame_length, frame_step, fft_length, window,
+            estimate, frame_length, frame_step, fft_length, window,
             normalize=False, data_format="channels_first",
         ) * gain
         return stft_ops.stft(signal, frame_length, frame_step, fft_length, window, data_format="channels_first")
 
-    def step(k, phasor, previous, convergence):
-        rebuilt = rebuild(phasor)
+    # The loop carries the estimate (the magnitude with the current phase)
+    # and the previous STFT for the momentum.
+    def step(k, estimate, previous, convergence):
+        rebuilt = rebuild(estimate)
+        real, imag = tf.math.real(rebuilt), tf.math.imag(rebuilt)
         if return_convergence:
-            error = tf.sqrt(tf.reduce_sum(tf.square(tf.abs(rebuilt) - target), axis=[1, 2, 3])) / norm
+            size = tf.sqrt(real * real + imag * imag)
+            error = tf.sqrt(tf.reduce_sum(tf.square(size - target), axis=[1, 2, 3])) / norm
             convergence = convergence.write(k, error)
-        update = rebuilt - tf.cast(weight, tf.complex64) * previous if momentum else rebuilt
-        return k + 1, _unit(update), rebuilt, convergence
+        if momentum:
+            real = real - weight * tf.math.real(previous)
+            imag = imag - weight * tf.math.imag(previous)
+        return k + 1, _unit((real, imag), target), rebuilt, convergence
 
     phasor = _initial_phasor(init, tf.shape(target), seed)
+    estimate = tf.complex(target * tf.math.real(phasor), target * tf.math.imag(phasor))
     convergence = tf.TensorArray(tf.float32, size=int(iterations), element_shape=tf.TensorShape([None]))
-    _, phasor, _, convergence = tf.while_loop(
+    _, spectrum, _, convergence = tf.while_loop(
         lambda k, *_: k < iterations,
         step,
-        (tf.constant(0), phasor, tf.zeros_like(phasor), convergence),
+        (tf.constant(0), estimate, tf.zeros_like(estimate), convergence),
         maximum_iterations=int(iterations),
     )
-    spectrum = amplitude * phasor
     if data_format == "channels_last":
         spectrum = tf.transpose(spectrum, [0, 2, 3, 1])
     if not return_convergence:
