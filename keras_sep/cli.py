@@ -61,8 +61,16 @@ def _separate(args):
     if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
         _fail(f"--duration must be > 0 seconds, got {args.duration:g}")
         return 2
+    if args.phase_iterations is not None:
+        if args.phase != "griffin_lim":
+            _fail(f"--phase-iterations is for --phase griffin_lim; --phase {args.phase} runs no iterations")
+            return 2
+        if args.phase_iterations < 1:
+            _fail(f"--phase-iterations must be >= 1, got {args.phase_iterations}")
+            return 2
     separator = _load_separator(
-        args.model, chunking=args.chunking, batch_size=args.batch_size, precision=args.precision, mwf=args.mwf
+        args.model, chunking=args.chunking, batch_size=args.batch_size, precision=args.precision, mwf=args.mwf,
+        phase=args.phase, phase_iterations=args.phase_iterations,
     )
     if separator is None:
         return 2
@@ -232,7 +240,7 @@ def _model_help(default=True):
 def build_parser():
     # The choices come from the modules that check them; none imports TensorFlow.
     from keras_sep import audio
-    from keras_sep.separation import CHUNKING_MODES, PRECISIONS
+    from keras_sep.separation import CHUNKING_MODES, DEFAULT_PHASE_ITERATIONS, PHASES, PRECISIONS
 
     parser = argparse.ArgumentParser(
         prog="keras-sep",
@@ -277,6 +285,15 @@ def build_parser():
         "--mwf", action="store_true",
         help="multichannel Wiener filtering instead of ratio masks (Spleeter's --mwf): reads and separates "
         "each input twice",
+    )
+    sep.add_argument(
+        "--phase", choices=PHASES, default="mixture",
+        help="each stem's phase: the mixture's (the Wiener estimate's with --mwf), or re-estimated from its "
+        "magnitude by fast Griffin-Lim started from it (default: %(default)s)",
+    )
+    sep.add_argument(
+        "--phase-iterations", type=int, default=None, metavar="N",
+        help=f"Griffin-Lim iterations with --phase griffin_lim (default: {DEFAULT_PHASE_ITERATIONS})",
     )
     sep.add_argument("--batch-size", type=int, default=None,
                      help="chunks per network call (default: the faster of 1 and 4 here, timed once; larger helps on GPU)")

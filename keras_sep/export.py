@@ -59,6 +59,11 @@ def export_saved_model(separator, path, fast=True):
             "a separator with mwf=True cannot be exported: multichannel Wiener filtering needs two passes "
             "over the song, the serving signature makes one"
         )
+    if getattr(separator, "phase", "mixture") != "mixture":
+        raise ValueError(
+            f"a separator with phase={separator.phase!r} cannot be exported: the serving signature keeps "
+            "the mixture phase; export one with phase='mixture'"
+        )
     model = getattr(separator, "model", separator)
     overlap = getattr(separator, "overlap_frames", model.overlap_frames)
     module = _ServingModule(model, overlap, serving_network(model) if fast else None)

@@ -3,6 +3,7 @@ from keras_sep import _backend  # noqa: F401  (refuses a Keras backend other tha
 from keras_sep.layers.stft import STFT  # noqa: E402
 from keras_sep.layers.istft import ISTFT  # noqa: E402
 from keras_sep.layers.magnitude import Magnitude  # noqa: E402
+from keras_sep.layers.griffin_lim import GriffinLim  # noqa: E402,F401
 from keras_sep.layers.tied_dense import TiedDense  # noqa: E402
 from keras_sep.layers.conv_block import Conv2DBlock  # noqa: E402
 from keras_sep.layers.conv_transpose_block import Conv2DTransposeBlock  # noqa: E402

@@ -5,6 +5,10 @@ import tensorflow as tf
 from keras_sep.ops import masks as mask_ops
 from keras_sep.ops import stft as stft_ops
 from keras_sep.ops import wiener as wiener_ops
+from keras_sep.ops.griffin_lim import reconstruct_phase
+
+# The momentum of the fast Griffin-Lim that separate_segments' phase_iterations run.
+PHASE_MOMENTUM = 0.99
 
 
 @keras.saving.register_keras_serializable(package="keras_sep")
@@ -156,7 +160,9 @@ class WaveformSeparator(keras.Model):
 
     # --- per-chunk separation ----------------------------------------------
 
-    def separate_segments(self, segments, weights=None, training=False, network=None, jit_compile=False, wiener=None):
+    def separate_segments(
+        self, segments, weights=None, training=False, network=None, jit_compile=False, wiener=None, phase_iterations=0
+    ):
         """Separate chunks given as waveform segments.
 
         Args:
@@ -174,6 +180,11 @@ class WaveformSeparator(keras.Model):
                 multichannel Wiener filtering below the cutoff instead of
                 the ratio masks (Spleeter's ``--mwf``); above it the masks'
                 extension as usual.
+            phase_iterations: Griffin–Lim iterations (fast, momentum
+                0.99) that re-estimate each source's phase from its
+                magnitude, starting from its phase (the mixture's, or the
+                Wiener estimate's), chunk by chunk before the cross-fade;
+                0 keeps that phase.
 
         Returns:
             dict ``{instrument: (chunks, segment_length, channels)}`` to be
@@ -191,6 +202,8 @@ class WaveformSeparator(keras.Model):
         else:
             synthesize = self._synthesize_wiener
             extra = (tf.cast(wiener[0], tf.complex64), tf.cast(wiener[1], tf.float32))
+        if phase_iterations:
+            synthesize = self._rephased(synthesize, int(phase_iterations))
         if jit_compile:
             synthesize = tf.function(synthesize, jit_compile=True, autograph=False)
         return dict(zip(self.instruments, synthesize(spectrum, estimates, weights, *extra)))
@@ -238,7 +251,28 @@ class WaveformSeparator(keras.Model):
         covariance, power, _ = wiener_ops.statistics(self._source_estimates(estimates), spectrum[..., :bins], weights)
         return covariance, power
 
-    def _synthesize_wiener(self, spectrum, estimates, weights, spatial, scale):
+    def _rephased(self, synthesize, iterations):
+        """``synthesize`` with the sources' phases re-estimated by
+        ``iterations`` Griffin–Lim steps before the cross-fade weights."""
+        return lambda *args: synthesize(*args, rephase=lambda sources: self._griffin_lim(sources, iterations))
+
+    def _griffin_lim(self, sources, iterations):
+        """Source spectra ``(chunks, channels, frames, bins ≤ total)`` of one
+        chunk batch each → the same magnitudes with the phases after
+        ``iterations`` Griffin–Lim steps from their own, over all bins."""
+        total_bins = self.frame_length // 2 + 1
+        joined = tf.concat(sources, axis=0)
+        missing = total_bins - joined.shape[-1]
+        if missing:
+            joined = tf.pad(joined, [[0, 0], [0, 0], [0, 0], [0, missing]])
+        # The segment is exactly the frames' span, so no centring.
+        rephased = reconstruct_phase(
+            tf.abs(joined), iterations, PHASE_MOMENTUM, joined, self.frame_length, self.frame_step,
+            center=False, data_format="channels_first",
+        )
+        return tf.split(rephased, len(sources), axis=0)
+
+    def _synthesize_wiener(self, spectrum, estimates, weights, spatial, scale, rephase=None):
         """Multichannel Wiener filtering below the cutoff (the masks'
         extension above it) → one inverse STFT for all instruments."""
         bins = self.spectrogram_model.bins
@@ -259,8 +293,10 @@ class WaveformSeparator(keras.Model):
             if high is not None:
                 part = spectrum[..., bins:] * tf.complex(high[j], tf.zeros_like(high[j]))
                 source = tf.concat([source, part], axis=-1)
-            sources.append(source * factor)
-        return self._inverse_stft(sources)
+            sources.append(source)
+        if rephase is not None:
+            sources = rephase(sources)
+        return self._inverse_stft([source * factor for source in sources])
 
     def _analyze(self, segments, full=False):
         """The STFT of each segment, ``(chunks, channels, frames, bins)``
@@ -280,10 +316,12 @@ class WaveformSeparator(keras.Model):
             return spectrum, magnitude, whole
         return spectrum, magnitude
 
-    def _synthesize(self, spectrum, estimates, weights):
+    def _synthesize(self, spectrum, estimates, weights, rephase=None):
         """Ratio masks → masked mixture spectra → one inverse STFT for all
         instruments; a list of waveforms. The cross-fade weights
-        and the overlap-add constant are folded into the (real) masks."""
+        and the overlap-add constant are folded into the (real) masks,
+        unless ``rephase`` (a function of the list of masked spectra)
+        changes the phases first: then they scale its result."""
         masks = mask_ops.ratio_masks(estimates, self.separation_exponent)
         total_bins = self.frame_length // 2 + 1
         scale = self._output_factor(weights)
@@ -291,8 +329,13 @@ class WaveformSeparator(keras.Model):
         for mask in masks:
             if self.mask_extension != "zeros":
                 mask = mask_ops.extend_mask(mask, total_bins, self.mask_extension)
-            mask = tf.transpose(mask, [0, 3, 1, 2]) * scale
+            mask = tf.transpose(mask, [0, 3, 1, 2])
+            if rephase is None:
+                mask = mask * scale
             masked.append(spectrum * tf.cast(mask, tf.complex64))
+        if rephase is not None:
+            factor = tf.complex(scale, tf.zeros_like(scale))
+            masked = [source * factor for source in rephase(masked)]
         return self._inverse_stft(masked)
 
     def _output_factor(self, weights):

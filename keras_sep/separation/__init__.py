@@ -6,6 +6,12 @@ streaming engine (:mod:`.engine`), the resampling of blocks
 and the output files (:mod:`.outputs`).
 """
 from keras_sep.separation.pipelines import BATCH_CANDIDATES  # noqa: F401
-from keras_sep.separation.separator import CHUNKING_MODES, PRECISIONS, Separator  # noqa: F401
+from keras_sep.separation.separator import (  # noqa: F401
+    CHUNKING_MODES,
+    DEFAULT_PHASE_ITERATIONS,
+    PHASES,
+    PRECISIONS,
+    Separator,
+)
 
-__all__ = ["Separator", "CHUNKING_MODES", "PRECISIONS", "BATCH_CANDIDATES"]
+__all__ = ["Separator", "CHUNKING_MODES", "PRECISIONS", "PHASES", "DEFAULT_PHASE_ITERATIONS", "BATCH_CANDIDATES"]

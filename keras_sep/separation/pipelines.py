@@ -35,6 +35,8 @@ class Pipelines(Mapping):
         model: the :class:`~keras_sep.models.WaveformSeparator`.
         fast: run the network's inference plan where it has one, and XLA.
         precision: the plan's compute dtype, ``"float32"`` or ``"bfloat16"``.
+        phase_iterations: Griffin–Lim iterations on each stem's spectrum
+            (0: the mixture's, or the Wiener estimate's, phase as it is).
 
     Example:
 
@@ -57,10 +59,11 @@ class Pipelines(Mapping):
     True
     """
 
-    def __init__(self, model, fast=True, precision="float32"):
+    def __init__(self, model, fast=True, precision="float32", phase_iterations=0):
         self.model = model
         self.fast = bool(fast)
         self.precision = precision
+        self.phase_iterations = int(phase_iterations)
         self._compiled = {}
         self._wiener = {}
         self._networks = {}
@@ -87,9 +90,11 @@ class Pipelines(Mapping):
         if batch not in self._compiled:
             import tensorflow as tf
 
-            model, network, jit = self.model, self.network(batch), self.fast
+            model, network, jit, phase = self.model, self.network(batch), self.fast, self.phase_iterations
             compiled = tf.function(
-                lambda s, w: model.separate_segments(s, w, training=False, network=network, jit_compile=jit),
+                lambda s, w: model.separate_segments(
+                    s, w, training=False, network=network, jit_compile=jit, phase_iterations=phase
+                ),
                 input_signature=self._signature(),
                 # The inference plan is plain TensorFlow: converting it with
                 # AutoGraph would only add a second to the first call.
@@ -105,7 +110,7 @@ class Pipelines(Mapping):
         if batch not in self._wiener:
             import tensorflow as tf
 
-            model, network, jit = self.model, self.network(batch), self.fast
+            model, network, jit, phase = self.model, self.network(batch), self.fast, self.phase_iterations
             net = model.spectrogram_model
             inputs = self._signature()
             spatial = tf.TensorSpec((len(model.instruments), net.bins, model.channels, model.channels), tf.complex64)
@@ -116,7 +121,7 @@ class Pipelines(Mapping):
             )
             filtered = tf.function(
                 lambda s, w, r, k: model.separate_segments(
-                    s, w, training=False, network=network, jit_compile=jit, wiener=(r, k)
+                    s, w, training=False, network=network, jit_compile=jit, wiener=(r, k), phase_iterations=phase
                 ),
                 input_signature=inputs + [spatial, tf.TensorSpec((), tf.float32)],
                 autograph=network is None,

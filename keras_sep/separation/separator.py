@@ -1,4 +1,5 @@
 """The :class:`Separator` facade: songs of any length → stems, in bounded memory."""
+import numbers
 import os
 import warnings
 
@@ -11,6 +12,9 @@ from keras_sep.separation.resampling import Reiterable, ToInputRate, model_block
 
 CHUNKING_MODES = ("overlap", "spleeter")
 PRECISIONS = ("float32", "bfloat16")
+PHASES = ("mixture", "griffin_lim")
+# Griffin-Lim iterations of phase="griffin_lim" when none are given.
+DEFAULT_PHASE_ITERATIONS = 16
 _BLOCK = 1 << 18  # samples per block read from an array or a file
 
 
@@ -62,6 +66,16 @@ class Separator:
             over the whole song, then every chunk is filtered with it. It
             reads the input twice and runs the network twice (memory stays
             flat); :meth:`stream` then needs re-iterable blocks.
+        phase: ``"mixture"`` (default: each stem keeps the mixture's phase,
+            or the Wiener estimate's with ``mwf``) or ``"griffin_lim"``:
+            fast Griffin–Lim (momentum 0.99) re-estimates each stem's phase
+            from its magnitude, starting from the mixture's (the Wiener
+            estimate's with ``mwf``), chunk by chunk like the rest; see
+            docs/separation.md for when that helps.
+        phase_iterations: Griffin–Lim iterations with
+            ``phase="griffin_lim"`` (default
+            :data:`DEFAULT_PHASE_ITERATIONS`); each costs about two STFTs
+            of every stem.
 
     Example:
 
@@ -89,7 +103,8 @@ class Separator:
     True
     """
 
-    def __init__(self, model, chunking="overlap", batch_size=None, progress=None, fast=True, precision="float32", mwf=False):
+    def __init__(self, model, chunking="overlap", batch_size=None, progress=None, fast=True, precision="float32", mwf=False,
+                 phase="mixture", phase_iterations=None):
         from keras_sep.models import WaveformSeparator
 
         if isinstance(model, (str, os.PathLike)):
@@ -122,6 +137,17 @@ class Separator:
                 RuntimeWarning,
                 stacklevel=2,
             )
+        if phase not in PHASES:
+            raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
+        if phase_iterations is not None and phase == "mixture":
+            raise ValueError(
+                f"phase_iterations={phase_iterations!r} is for phase='griffin_lim'; phase='mixture' runs no iterations"
+            )
+        if phase_iterations is None:
+            phase_iterations = DEFAULT_PHASE_ITERATIONS if phase == "griffin_lim" else 0
+        integral = isinstance(phase_iterations, numbers.Integral) and not isinstance(phase_iterations, bool)
+        if phase == "griffin_lim" and not (integral and phase_iterations >= 1):
+            raise ValueError(f"phase_iterations must be a positive integer, got {phase_iterations!r}")
         if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
             raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
         self.model = model
@@ -132,7 +158,11 @@ class Separator:
         self.progress = progress
         self.fast = bool(fast)
         self.mwf = bool(mwf)
-        self._pipelines = pipelines.Pipelines(model, fast=self.fast, precision=precision)
+        self.phase = phase
+        self.phase_iterations = int(phase_iterations)
+        self._pipelines = pipelines.Pipelines(
+            model, fast=self.fast, precision=precision, phase_iterations=self.phase_iterations
+        )
 
     @classmethod
     def from_preset(cls, preset, local_dir=None, **kwargs):
