@@ -35,7 +35,9 @@ def _load_separator(model, **kwargs):
         return Separator.from_preset(model, **kwargs)
     except Exception as error:  # whatever a user's model file makes Keras raise, on one line
         logger.debug("loading model %s failed", model, exc_info=True)
-        _fail(error, None if str(error).startswith(f"{model}:") else model)
+        # Name the model once: most messages already start with it or quote it.
+        named = str(error).startswith(f"{model}:") or repr(model) in str(error)
+        _fail(error, None if named else model)
         return None
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from keras_sep import _cli_process, cli, runtime
+from keras_sep import _cli_process, cli, pretrained, runtime
 from test_separator import RATE, tiny_model
 
 # The lines TensorFlow 2.21 writes to stderr at start-up on a CPU machine.
@@ -111,6 +111,9 @@ def test_messages_are_keras_sep_lines_for_one_command_only(capsys):
     assert not logging.getLogger("keras_sep").handlers
 
 
+MODEL_PRESETS = sorted(name for name in pretrained.presets() if not name.startswith("asset:"))
+
+
 @pytest.mark.parametrize("command", [["separate", "x.wav"], ["export", "serving/1"], ["evaluate", "root"], ["tune"]])
 def test_every_command_reports_a_bad_model_on_one_line(command, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("KERAS_SEP_TUNE", "1")  # else tune stops before the model
@@ -118,7 +121,7 @@ def test_every_command_reports_a_bad_model_on_one_line(command, tmp_path, capsys
     (tmp_path / "text.keras").write_text("not a model")
     (tmp_path / "folder.keras").mkdir()
     for model, message in [
-        ("spleeter:9stems", "unknown preset 'spleeter:9stems'; available: ['spleeter:2stems']"),
+        ("spleeter:9stems", f"unknown preset 'spleeter:9stems'; available: {MODEL_PRESETS}"),
         ("missing.keras", "missing.keras: no such model file (or preset)"),
         ("text.keras", "text.keras: not a .keras model file (Keras' zip archive)"),
         ("folder.keras", "folder.keras: is a directory, not a .keras model file"),
@@ -126,6 +129,7 @@ def test_every_command_reports_a_bad_model_on_one_line(command, tmp_path, capsys
         assert cli.main([*command, "-m", model]) == 2, model
         err = capsys.readouterr().err
         assert err.startswith("keras-sep: ") and err.endswith(f"{message}\n") and err.count("\n") == 1, err
+        assert err.count(model) == 1, err  # the model is named once
     assert sorted(os.listdir(tmp_path)) == ["folder.keras", "text.keras"]  # nothing written
 
 

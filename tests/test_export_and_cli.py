@@ -281,7 +281,7 @@ def test_cli_bad_inputs_and_format_are_one_line_errors_without_leftovers(model_f
 def test_cli_unknown_model_is_one_line_error(model, tmp_path, capsys):
     assert cli.main(["separate", "x.wav", "-o", str(tmp_path), "-m", "spleeter:9stems"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("keras-sep: spleeter:9stems:") and "\n" not in err
+    assert err.startswith("keras-sep: unknown preset 'spleeter:9stems'") and "\n" not in err
     (tmp_path / "text.keras").write_text("not a model")
     (tmp_path / "folder.keras").mkdir()
     model.spectrogram_model.save(tmp_path / "network.keras")
