@@ -1,20 +1,13 @@
 """The :class:`Separator` facade: songs of any length → stems, in bounded memory."""
-import numbers
 import os
-import warnings
 
 import numpy as np
 
 from keras_sep import audio
-from keras_sep.separation import outputs, pipelines
+from keras_sep.separation import options, outputs, pipelines
 from keras_sep.separation.engine import ChunkStream, StatisticsStream
 from keras_sep.separation.resampling import Reiterable, ToInputRate, model_blocks
 
-CHUNKING_MODES = ("overlap", "spleeter")
-PRECISIONS = ("float32", "bfloat16")
-PHASES = ("mixture", "griffin_lim")
-# Griffin-Lim iterations of phase="griffin_lim" when none are given.
-DEFAULT_PHASE_ITERATIONS = 16
 _BLOCK = 1 << 18  # samples per block read from an array or a file
 
 
@@ -105,51 +98,7 @@ class Separator:
 
     def __init__(self, model, chunking="overlap", batch_size=None, progress=None, fast=True, precision="float32", mwf=False,
                  phase="mixture", phase_iterations=None):
-        from keras_sep.models import WaveformSeparator
-
-        if isinstance(model, (str, os.PathLike)):
-            raise TypeError(
-                f"Separator takes a WaveformSeparator, got the path or preset name {os.fspath(model)!r}: "
-                f"use Separator.from_preset({os.fspath(model)!r})"
-            )
-        if not isinstance(model, WaveformSeparator):
-            hint = (
-                ", a spectrogram network: wrap it, keras_sep.models.WaveformSeparator(network)"
-                if hasattr(model, "instruments") else ""
-            )
-            raise TypeError(
-                f"Separator needs a WaveformSeparator (waveform in, stems out), got {type(model).__name__}{hint}"
-            )
-        if chunking not in CHUNKING_MODES:
-            raise ValueError(f"chunking must be one of {CHUNKING_MODES}, got {chunking!r}")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        if precision != "float32" and not fast:
-            raise ValueError(f"precision={precision!r} runs the inference plan: it needs fast=True")
-        if precision != "float32" and not pipelines.has_plan(model.spectrogram_model):
-            net = model.spectrogram_model
-            raise ValueError(f"precision={precision!r} needs a float32 network with an inference plan "
-                             f"(a UNetSeparator), got {type(net).__name__} computing in {net.compute_dtype}")
-        if precision == "bfloat16" and pipelines.has_bfloat16_units() is False:
-            warnings.warn(
-                "precision='bfloat16': this processor has no bfloat16 instructions (AVX512_BF16, AMX, "
-                "Arm BF16) and no GPU is visible, so bfloat16 runs slower than float32 here",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-        if phase not in PHASES:
-            raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
-        if phase_iterations is not None and phase == "mixture":
-            raise ValueError(
-                f"phase_iterations={phase_iterations!r} is for phase='griffin_lim'; phase='mixture' runs no iterations"
-            )
-        if phase_iterations is None:
-            phase_iterations = DEFAULT_PHASE_ITERATIONS if phase == "griffin_lim" else 0
-        integral = isinstance(phase_iterations, numbers.Integral) and not isinstance(phase_iterations, bool)
-        if phase == "griffin_lim" and not (integral and phase_iterations >= 1):
-            raise ValueError(f"phase_iterations must be a positive integer, got {phase_iterations!r}")
-        if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
-            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+        phase_iterations = options.check(model, chunking, batch_size, fast, precision, phase, phase_iterations)
         self.model = model
         self.precision = precision
         self.chunking = chunking
