@@ -169,7 +169,7 @@ def test_choice_lists_come_from_the_modules_that_check_them():
         assert choices(command, "--precision") == PRECISIONS
     for command in ("separate", "evaluate", "tune", "export"):
         sub = next(a for a in cli.build_parser()._subparsers._group_actions).choices[command]
-        assert "-m MODEL, --model MODEL preset (spleeter:2stems) or .keras file" in " ".join(sub.format_help().split())
+        assert f"-m MODEL, --model MODEL preset ({', '.join(MODEL_PRESETS)}) or .keras file" in " ".join(sub.format_help().split())
 
 
 def test_verbose_before_or_after_the_command():
