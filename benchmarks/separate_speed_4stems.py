@@ -31,15 +31,10 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-INPUT = os.path.join(HERE, "..", "..", "shared", "data", "spleeter_2stems", "input_waveform.npy")
 RATE = 44100
+sys.path.insert(0, HERE)
+from separate_speed import snr_db, tiled  # noqa: E402  (the 2-stem benchmark's input and SNR)
 INSTRUMENTS = ("vocals", "drums", "bass", "other")
-
-
-def tiled(seconds):
-    wave = np.load(INPUT).astype(np.float32)
-    n = int(round(seconds * RATE))
-    return np.ascontiguousarray(np.tile(wave, (n // len(wave) + 1, 1))[:n])
 
 
 def timed(run, reps):
@@ -98,11 +93,6 @@ def run_worker(python, args, mode, seconds, save, extra=()):
     if done.returncode:
         raise SystemExit(f"{mode} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def snr_db(reference, estimate):
-    reference = reference.astype(np.float64)
-    return 10 * np.log10(np.sum(reference**2) / np.sum((reference - estimate) ** 2))
 
 
 def main():
