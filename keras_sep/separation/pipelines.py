@@ -136,14 +136,14 @@ class Pipelines(Mapping):
         """The inference plan for calls of ``batch`` chunks (made once), or
         None: the Keras layers run."""
         if self.fast and batch not in self._networks:
-            net = self.model.spectrogram_model
-            if has_plan(net):
-                # Time the layers' operator forms for the chunks this
-                # separator feeds (once per machine, then cached).
-                shape = (batch, self.model.chunk_frames, net.bins, net.channels)
-                from keras_sep.inference import inference_plan
+            from keras_sep.inference import inference_plan
 
-                self._networks[batch] = inference_plan(net, tune_input_shape=shape, compute_dtype=self.precision)
+            net = self.model.spectrogram_model
+            # Time the layers' operator forms for the chunks this separator
+            # feeds (once per machine, then cached); None: no plan, which
+            # is remembered too.
+            shape = (batch, self.model.chunk_frames, net.bins, net.channels)
+            self._networks[batch] = inference_plan(net, tune_input_shape=shape, compute_dtype=self.precision)
         return self._networks.get(batch)
 
     def forms(self, batch):
