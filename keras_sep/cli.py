@@ -83,9 +83,13 @@ def _separate(args):
         return 2
     failed = 0
     written = {}  # output path -> the input it was written for in this run
-    for path in args.inputs:
+    for path, output in _input_files(args.inputs, args.output):
+        if output is None:  # a folder without audio files
+            failed += 1
+            _fail(f"{path}: no audio files in this folder")
+            continue
         try:
-            outputs = list(separator.output_paths(path, args.output, args.codec, args.filename_format).values())
+            outputs = list(separator.output_paths(path, output, args.codec, args.filename_format).values())
             png = _plot_path(path, outputs) if args.plot else None
             # Two inputs of one run with the same name (a/01.mp3, b/01.mp3,
             # or song.mp3 and song.flac) must not overwrite each other's stems.
@@ -97,7 +101,7 @@ def _separate(args):
                 )
             targets = separator.separate_to_file(
                 path,
-                args.output,
+                output,
                 codec=args.codec,
                 filename_format=args.filename_format,
                 offset=args.offset,
@@ -120,6 +124,28 @@ def _separate(args):
         for name, target in targets.items():
             print(f"  {name}: {target}")
     return 1 if failed else 0
+
+
+def _input_files(inputs, output):
+    """``(path, output folder)`` of each input: a file as it is, a folder as
+    the audio files under it (recursively), each with the output folder
+    that keeps its place in the folder's layout (music/a/b.wav → OUTPUT/a,
+    where the filename format puts b/vocals.wav). A folder without audio
+    gives ``(folder, None)``; its other files are skipped with a line each."""
+    from keras_sep import audio
+
+    for path in inputs:
+        if not os.path.isdir(path):
+            yield path, output
+            continue
+        found, others = audio.audio_files(path)
+        for other in others:
+            logger.info("%s: skipped, not an audio file", os.path.join(path, other))
+        if not found:
+            yield path, None
+        for relative in found:
+            folder = os.path.dirname(relative)
+            yield os.path.join(path, relative), os.path.join(output, folder) if folder else output
 
 
 def _plot_path(path, outputs):
@@ -164,12 +190,13 @@ def _export(args):
     separator = _load_separator(args.model, chunking=args.chunking)
     if separator is None:
         return 2
+    write = export.export_litert if args.format == "litert" else export.export_saved_model
     try:
-        path = export.export_saved_model(separator, args.directory)
+        path = write(separator, args.directory)
     except (OSError, ValueError, tf.errors.OpError) as error:  # OpError: TensorFlow's own file system
         _fail(error)
         return 1
-    print(f"SavedModel written to {path}")
+    print(f"{'LiteRT export' if args.format == 'litert' else 'SavedModel'} written to {path}")
     return 0
 
 
@@ -257,7 +284,11 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True)
 
     sep = commands.add_parser("separate", parents=[common], help="separate audio files into stems")
-    sep.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files (wav, flac, mp3, ogg, m4a, opus, ...)")
+    sep.add_argument(
+        "inputs", nargs="+", metavar="INPUT",
+        help="audio files (wav, flac, mp3, ogg, m4a, opus, ...) or folders: their audio files, recursively, "
+        "with the folder's layout kept under OUTPUT",
+    )
     sep.add_argument("-o", "--output", default="separated", help="output folder (default: %(default)s)")
     sep.add_argument("-m", "--model", default=DEFAULT_MODEL, help=_model_help())
     sep.add_argument(
@@ -341,10 +372,15 @@ def build_parser():
                       help="forget this machine's earlier timings first (e.g. taken while it was busy)")
     tune.set_defaults(func=_tune)
 
-    exp = commands.add_parser("export", parents=[common], help="export a separator as a TF Serving SavedModel")
-    exp.add_argument("directory", help="version folder, e.g. serving/unet/1")
+    exp = commands.add_parser("export", parents=[common], help="export a separator as a TF Serving SavedModel or for LiteRT")
+    exp.add_argument("directory", help="version folder, e.g. serving/unet/1 (litert: any folder)")
     exp.add_argument("-m", "--model", default=DEFAULT_MODEL, help=_model_help())
     exp.add_argument("--chunking", choices=CHUNKING_MODES, default="overlap")
+    exp.add_argument(
+        "--format", choices=("saved_model", "litert"), default="saved_model",
+        help="saved_model (TF Serving) or litert: separator.tflite and keras_sep.json, run without TensorFlow "
+        "by keras_sep.litert or `separate --engine litert -m DIRECTORY` (default: %(default)s)",
+    )
     exp.set_defaults(func=_export)
     return parser
 
