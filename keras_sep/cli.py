@@ -12,6 +12,7 @@ import math
 import os
 import sys
 
+from keras_sep import _cli_engine as _engine
 from keras_sep import _cli_process as _process
 
 DEFAULT_MODEL = "spleeter:2stems"
@@ -70,10 +71,25 @@ def _separate(args):
         if args.phase_iterations < 1:
             _fail(f"--phase-iterations must be >= 1, got {args.phase_iterations}")
             return 2
-    separator = _load_separator(
-        args.model, chunking=args.chunking, batch_size=args.batch_size, precision=args.precision, mwf=args.mwf,
-        phase=args.phase, phase_iterations=args.phase_iterations,
-    )
+    inputs = list(_input_files(args.inputs, args.output))
+    try:
+        engine = _engine.choose(args, [path for path, output in inputs if output is not None])
+    except ValueError as error:
+        _fail(error)
+        return 2
+
+    def load():
+        _process.start_tensorflow(args.verbose)
+        return _load_separator(
+            args.model, chunking=args.chunking, batch_size=args.batch_size, precision=args.precision, mwf=args.mwf,
+            phase=args.phase, phase_iterations=args.phase_iterations,
+        )
+
+    try:
+        separator = _engine.litert_separator(args, load) if engine == "litert" else load()
+    except (OSError, ValueError) as error:  # an unreadable export, a network LiteRT cannot convert
+        _fail(error)
+        return 2
     if separator is None:
         return 2
     try:  # a bad --filename-format stops the command before any input
@@ -83,7 +99,7 @@ def _separate(args):
         return 2
     failed = 0
     written = {}  # output path -> the input it was written for in this run
-    for path, output in _input_files(args.inputs, args.output):
+    for path, output in inputs:
         if output is None:  # a folder without audio files
             failed += 1
             _fail(f"{path}: no audio files in this folder")
@@ -335,6 +351,13 @@ def build_parser():
         help="bfloat16: U-Net convolutions in bfloat16, 2-3x faster on CPUs with bfloat16 units (Intel AMX, "
         "AVX512_BF16), slower elsewhere; stems within about 50 dB SNR of float32 (default: %(default)s)",
     )
+    sep.add_argument(
+        "--engine", choices=_engine.ENGINES, default="auto",
+        help="tensorflow; litert: the network in LiteRT (XNNPACK), no TensorFlow import, slower per chunk (a "
+        "preset or .keras model is converted once and cached; -m may name a LiteRT export); auto: litert for "
+        f"up to {_engine.AUTO_LITERT_SECONDS:.0f} s of audio when a LiteRT export is at hand and the options "
+        "allow it (default: %(default)s)",
+    )
     sep.set_defaults(func=_separate)
 
     tr = commands.add_parser(
@@ -388,7 +411,8 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     with _process.messages_to_stderr(args.verbose):
-        _process.start_tensorflow(args.verbose)  # every command runs TensorFlow
+        if args.func is not _separate:  # which separates without TensorFlow when its engine is LiteRT
+            _process.start_tensorflow(args.verbose)  # every other command runs TensorFlow
         return args.func(args)
 
 
