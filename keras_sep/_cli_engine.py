@@ -10,6 +10,7 @@ runtime is installed, a LiteRT export of the model is at hand (given with
 import importlib.util
 import logging
 import os
+import sys
 
 logger = logging.getLogger("keras_sep.cli")
 
@@ -93,9 +94,8 @@ def litert_separator(args, load):
     none yet. None when loading failed (already reported)."""
     from keras_sep.litert import LiteRTSeparator, cache
 
-    chunking = args.chunking
     if is_litert_export(args.model):
-        return LiteRTSeparator(args.model, chunking=chunking)
+        return _started(LiteRTSeparator, args.model, args.chunking)
     path = cache.cached_export(args.model)
     if path is None:
         separator = load()
@@ -109,4 +109,24 @@ def litert_separator(args, load):
             import tempfile
 
             path = export.export_litert(separator, tempfile.mkdtemp(prefix="keras_sep_litert_"))
-    return LiteRTSeparator(path, chunking=chunking)
+    return _started(LiteRTSeparator, path, args.chunking)
+
+
+def _started(runner, path, chunking):
+    """``runner(path, chunking=chunking)`` without the runtime's "Created
+    TensorFlow Lite XNNPACK delegate" notice, which its C++ code prints to
+    file descriptor 2 (no Python filter sees it) as the network is
+    prepared: it goes to the debug log; anything else printed stays."""
+    from keras_sep import runtime
+
+    captured = []
+    try:
+        with runtime._stderr_captured() as captured:
+            return runner(path, chunking=chunking)
+    finally:
+        for line in "".join(captured).splitlines(keepends=True):
+            if "XNNPACK delegate" in line:
+                logger.debug("LiteRT: %s", line.strip())
+            else:
+                sys.stderr.write(line)
+        sys.stderr.flush()

@@ -127,6 +127,7 @@ def _separate(args):
             )
             written.update((os.path.abspath(t), path) for t in targets.values())
             if args.plot:
+                _process.start_tensorflow(args.verbose)  # the plot's spectra (a no-op once started)
                 from keras_sep import plotting
 
                 written[os.path.abspath(png)] = path

@@ -7,6 +7,7 @@ after it. Write it into a numbered version folder (``models/unet/1``), the
 layout TF Serving watches.
 """
 import json
+import logging
 import os
 
 import tensorflow as tf
@@ -110,16 +111,23 @@ def litert_network(model):
         return tf.stack([tf.cast(out[name], tf.float32) for name in model.instruments])
 
     # Without the model as trackable object the converter freezes the
-    # variables; with it they stay resource variables, which the runtime
-    # reads uninitialised (NaN outputs).
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([estimates.get_concrete_function()])
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    # variables; with it (TF 2.21) they stay resource variables, which the
+    # runtime reads uninitialised (NaN outputs). The converter logs that
+    # path's deprecation through absl on every call: kept off the user's
+    # screen for this call only.
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.ERROR)
     try:
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([estimates.get_concrete_function()])
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         return converter.convert()
     except Exception as error:  # the converter's own error types; say which network failed, on one line
         from keras_sep.audio import one_line
 
         raise ValueError(f"{net.name}: cannot convert to LiteRT built-in operators ({one_line(error)})") from None
+    finally:
+        absl.setLevel(level)
 
 
 def export_litert(separator, path, source=None):
