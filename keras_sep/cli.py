@@ -396,7 +396,9 @@ def build_parser():
                       help="forget this machine's earlier timings first (e.g. taken while it was busy)")
     tune.set_defaults(func=_tune)
 
-    exp = commands.add_parser("export", parents=[common], help="export a separator as a TF Serving SavedModel or for LiteRT")
+    exp = commands.add_parser(
+        "export", parents=[common], help="export a separator as a TF Serving SavedModel or for LiteRT"
+    )
     exp.add_argument("directory", help="version folder, e.g. serving/unet/1 (litert: any folder)")
     exp.add_argument("-m", "--model", default=DEFAULT_MODEL, help=_model_help())
     exp.add_argument("--chunking", choices=CHUNKING_MODES, default="overlap")

@@ -138,3 +138,17 @@ def test_auto_takes_litert_for_short_inputs_with_a_cached_export(model, model_fi
     assert _cli_engine.choose(_args(model_file), [path]) == "tensorflow"
     assert _cli_engine.choose(_args(model_file, duration=0.5), [path]) == "litert"
     assert _cli_engine.choose(_args(model_file), [path, path]) == "tensorflow"
+
+
+def test_cli_export_format_litert(model, model_file, tmp_path, capsys):
+    from keras_sep.litert import LiteRTSeparator
+
+    folder = str(tmp_path / "lite")
+    assert cli.main(["export", folder, "--format", "litert", "-m", model_file, "--chunking", "spleeter"]) == 0
+    assert f"LiteRT export written to {folder}" in capsys.readouterr().out
+    lite = LiteRTSeparator(folder)
+    assert lite.chunking == "spleeter" and lite.instruments == model.instruments
+    wave = np.random.default_rng(4).uniform(-0.5, 0.5, (3000, 2)).astype(np.float32)
+    expected = Separator(model, chunking="spleeter").separate(wave, sample_rate=RATE)
+    got = lite.separate(wave, sample_rate=RATE)
+    assert all(snr_db(expected[n], got[n]) >= 60 for n in model.instruments)

@@ -50,7 +50,8 @@ def cached_export(model):
         return None
     try:
         config = read_config(path)
-        valid = (config.get("source") or {}).get("sha256") == key and config.get("sha256") == pretrained.sha256(config["model"])
+        source = (config.get("source") or {}).get("sha256")
+        valid = source == key and config.get("sha256") == pretrained.sha256(config["model"])
     except (OSError, ValueError):
         valid = False
     if not valid:

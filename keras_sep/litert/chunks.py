@@ -108,14 +108,17 @@ class SpectralChunks:
         magnitude = np.ascontiguousarray(np.abs(low).transpose(0, 2, 3, 1))  # (chunks, frames, bins, channels)
         estimates = np.stack([self.network(magnitude[i : i + 1])[:, 0] for i in range(len(magnitude))], axis=1)
         masks = self._ratio_masks(estimates)  # (instruments, chunks, frames, bins, channels)
-        masks = masks.transpose(0, 1, 4, 2, 3) * (np.asarray(weights, np.float32)[None, :, None, :, None] * self.output_scale)
+        # The cross-fade weights and the overlap-add constant go into the
+        # real masks, as the Keras model folds them.
+        scale = np.asarray(weights, np.float32)[None, :, None, :, None] * np.float32(self.output_scale)
+        masks = masks.transpose(0, 1, 4, 2, 3) * scale  # (instruments, chunks, channels, frames, bins)
         if self.mask_extension == "zeros":
             masked = low[None] * masks
         else:
             # Above the cutoff each frame gets its mean mask below it.
+            above = masks.shape[:-1] + (spectrum.shape[-1] - self.bins,)
             masked = spectrum[None] * np.concatenate(
-                [masks, np.broadcast_to(masks.mean(axis=-1, keepdims=True), masks.shape[:-1] + (spectrum.shape[-1] - self.bins,))],
-                axis=-1,
+                [masks, np.broadcast_to(masks.mean(axis=-1, keepdims=True), above)], axis=-1
             )
         waves = self._istft(masked)  # (instruments, chunks, channels, samples)
         return {name: np.ascontiguousarray(waves[j].transpose(0, 2, 1)) for j, name in enumerate(self.instruments)}
@@ -132,7 +135,8 @@ class SpectralChunks:
 
     def _stft(self, segments):
         signals = np.asarray(segments, np.float32).transpose(0, 2, 1)
-        frames = np.lib.stride_tricks.sliding_window_view(signals, self.frame_length, axis=-1)[..., :: self.frame_step, :]
+        windows = np.lib.stride_tricks.sliding_window_view(signals, self.frame_length, axis=-1)
+        frames = windows[..., :: self.frame_step, :]
         return np.fft.rfft(frames * self.window, axis=-1).astype(np.complex64, copy=False)
 
     def _istft(self, spectra):

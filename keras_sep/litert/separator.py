@@ -143,7 +143,8 @@ class LiteRTSeparator:
             array = audio.check_waveform(waveform, name)
             if array.shape[1] > max(2, array.shape[0]):
                 raise audio.AudioError(
-                    f"{name}: shape {array.shape} looks like (channels, samples); pass (samples, channels), e.g. waveform.T"
+                    f"{name}: shape {array.shape} looks like (channels, samples); "
+                    "pass (samples, channels), e.g. waveform.T"
                 )
             rate = int(sample_rate or self.sample_rate)
             length = len(array)
@@ -152,7 +153,8 @@ class LiteRTSeparator:
         for out in self.stream(blocks, rate, name=name, total=length):
             for n, block in out.items():
                 parts[n].append(block)
-        return {n: np.concatenate(p) if p else np.zeros((0, self.chunks.channels), np.float32) for n, p in parts.items()}
+        empty = np.zeros((0, self.chunks.channels), np.float32)
+        return {n: np.concatenate(p) if p else empty for n, p in parts.items()}
 
     # --- streaming ------------------------------------------------------------
 
