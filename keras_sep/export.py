@@ -157,6 +157,7 @@ def export_litert(separator, path, source=None):
     os.replace(target + ".partial", target)
     config = {
         "format": litert.FORMAT,
+        "format_version": litert.FORMAT_VERSION,
         "model": litert.MODEL_NAME,
         "sha256": sha256(data),
         "sample_rate": model.sample_rate,

@@ -126,6 +126,14 @@ def test_not_an_export_and_bad_chunking_are_one_line_errors(exported, tmp_path):
         LiteRTSeparator(str(tmp_path))
     with pytest.raises(ValueError, match="chunking must be one of .* got 'chunky'"):
         LiteRTSeparator(exported, chunking="chunky")
+    # An export of another format version is refused, not misread.
+    other = tmp_path / "other"
+    other.mkdir()
+    config = json.load(open(os.path.join(exported, "keras_sep.json")))
+    (other / "keras_sep.json").write_text(json.dumps(dict(config, format_version=0)))
+    (other / "separator.tflite").write_bytes(open(os.path.join(exported, "separator.tflite"), "rb").read())
+    with pytest.raises(ValueError, match="format_version 0, this keras_sep runs 1; export the model again"):
+        LiteRTSeparator(str(other))
 
 
 def test_mwf_separator_is_not_exported_to_litert(model, tmp_path):

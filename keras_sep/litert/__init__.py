@@ -6,6 +6,13 @@ separator's network, run with XNNPACK, and its NumPy signal path.
 :class:`LiteRTSeparator` separates with it. Importing this package loads
 numpy, soundfile and soxr, never TensorFlow.
 """
-from keras_sep.litert.separator import CONFIG_NAME, FORMAT, MODEL_NAME, LiteRTSeparator, read_config  # noqa: F401
+from keras_sep.litert.separator import (  # noqa: F401
+    CONFIG_NAME,
+    FORMAT,
+    FORMAT_VERSION,
+    MODEL_NAME,
+    LiteRTSeparator,
+    read_config,
+)
 
-__all__ = ["LiteRTSeparator", "read_config", "CONFIG_NAME", "MODEL_NAME", "FORMAT"]
+__all__ = ["LiteRTSeparator", "read_config", "CONFIG_NAME", "MODEL_NAME", "FORMAT", "FORMAT_VERSION"]

@@ -14,6 +14,8 @@ from keras_sep.separation.resampling import ToInputRate, model_blocks
 CONFIG_NAME = "keras_sep.json"
 MODEL_NAME = "separator.tflite"
 FORMAT = "keras_sep.litert"
+# Raised whenever what the .tflite takes or gives, or the config, changes meaning.
+FORMAT_VERSION = 1
 CHUNKING_MODES = ("overlap", "spleeter")
 _BLOCK = 1 << 18  # samples per block read from an array or a file
 
@@ -37,6 +39,11 @@ def read_config(path):
         raise ValueError(f"{path}: not a LiteRT export ({audio.one_line(error)})") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ValueError(f"{config_path}: not a keras_sep LiteRT config (format {FORMAT!r})")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{config_path}: format_version {config.get('format_version')!r}, this keras_sep runs "
+            f"{FORMAT_VERSION}; export the model again"
+        )
     model = path if os.path.isfile(path) else os.path.join(folder, config.get("model", MODEL_NAME))
     if not os.path.isfile(model):
         raise ValueError(f"{path}: no {os.path.basename(model)} beside {CONFIG_NAME}")
