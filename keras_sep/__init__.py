@@ -26,6 +26,7 @@ _SUBMODULES = (
     "pretrained",
     "export",
     "runtime",
+    "litert",
 )
 _ATTRIBUTES = {"Separator": "separation"}
 

@@ -12,6 +12,7 @@ import math
 import os
 import sys
 
+from keras_sep import _cli_engine as _engine
 from keras_sep import _cli_process as _process
 
 DEFAULT_MODEL = "spleeter:2stems"
@@ -70,10 +71,25 @@ def _separate(args):
         if args.phase_iterations < 1:
             _fail(f"--phase-iterations must be >= 1, got {args.phase_iterations}")
             return 2
-    separator = _load_separator(
-        args.model, chunking=args.chunking, batch_size=args.batch_size, precision=args.precision, mwf=args.mwf,
-        phase=args.phase, phase_iterations=args.phase_iterations,
-    )
+    inputs = list(_input_files(args.inputs, args.output))
+    try:
+        engine = _engine.choose(args, [path for path, output in inputs if output is not None])
+    except ValueError as error:
+        _fail(error)
+        return 2
+
+    def load():
+        _process.start_tensorflow(args.verbose)
+        return _load_separator(
+            args.model, chunking=args.chunking, batch_size=args.batch_size, precision=args.precision, mwf=args.mwf,
+            phase=args.phase, phase_iterations=args.phase_iterations,
+        )
+
+    try:
+        separator = _engine.litert_separator(args, load) if engine == "litert" else load()
+    except (OSError, ValueError) as error:  # an unreadable export, a network LiteRT cannot convert
+        _fail(error)
+        return 2
     if separator is None:
         return 2
     try:  # a bad --filename-format stops the command before any input
@@ -83,9 +99,13 @@ def _separate(args):
         return 2
     failed = 0
     written = {}  # output path -> the input it was written for in this run
-    for path in args.inputs:
+    for path, output in inputs:
+        if output is None:  # a folder without audio files
+            failed += 1
+            _fail(f"{path}: no audio files in this folder")
+            continue
         try:
-            outputs = list(separator.output_paths(path, args.output, args.codec, args.filename_format).values())
+            outputs = list(separator.output_paths(path, output, args.codec, args.filename_format).values())
             png = _plot_path(path, outputs) if args.plot else None
             # Two inputs of one run with the same name (a/01.mp3, b/01.mp3,
             # or song.mp3 and song.flac) must not overwrite each other's stems.
@@ -97,7 +117,7 @@ def _separate(args):
                 )
             targets = separator.separate_to_file(
                 path,
-                args.output,
+                output,
                 codec=args.codec,
                 filename_format=args.filename_format,
                 offset=args.offset,
@@ -107,6 +127,7 @@ def _separate(args):
             )
             written.update((os.path.abspath(t), path) for t in targets.values())
             if args.plot:
+                _process.start_tensorflow(args.verbose)  # the plot's spectra (a no-op once started)
                 from keras_sep import plotting
 
                 written[os.path.abspath(png)] = path
@@ -120,6 +141,28 @@ def _separate(args):
         for name, target in targets.items():
             print(f"  {name}: {target}")
     return 1 if failed else 0
+
+
+def _input_files(inputs, output):
+    """``(path, output folder)`` of each input: a file as it is, a folder as
+    the audio files under it (recursively), each with the output folder
+    that keeps its place in the folder's layout (music/a/b.wav → OUTPUT/a,
+    where the filename format puts b/vocals.wav). A folder without audio
+    gives ``(folder, None)``; its other files are skipped with a line each."""
+    from keras_sep import audio
+
+    for path in inputs:
+        if not os.path.isdir(path):
+            yield path, output
+            continue
+        found, others = audio.audio_files(path)
+        for other in others:
+            logger.info("%s: skipped, not an audio file", os.path.join(path, other))
+        if not found:
+            yield path, None
+        for relative in found:
+            folder = os.path.dirname(relative)
+            yield os.path.join(path, relative), os.path.join(output, folder) if folder else output
 
 
 def _plot_path(path, outputs):
@@ -164,12 +207,13 @@ def _export(args):
     separator = _load_separator(args.model, chunking=args.chunking)
     if separator is None:
         return 2
+    write = export.export_litert if args.format == "litert" else export.export_saved_model
     try:
-        path = export.export_saved_model(separator, args.directory)
+        path = write(separator, args.directory)
     except (OSError, ValueError, tf.errors.OpError) as error:  # OpError: TensorFlow's own file system
         _fail(error)
         return 1
-    print(f"SavedModel written to {path}")
+    print(f"{'LiteRT export' if args.format == 'litert' else 'SavedModel'} written to {path}")
     return 0
 
 
@@ -257,7 +301,11 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True)
 
     sep = commands.add_parser("separate", parents=[common], help="separate audio files into stems")
-    sep.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files (wav, flac, mp3, ogg, m4a, opus, ...)")
+    sep.add_argument(
+        "inputs", nargs="+", metavar="INPUT",
+        help="audio files (wav, flac, mp3, ogg, m4a, opus, ...) or folders: their audio files, recursively, "
+        "with the folder's layout kept under OUTPUT",
+    )
     sep.add_argument("-o", "--output", default="separated", help="output folder (default: %(default)s)")
     sep.add_argument("-m", "--model", default=DEFAULT_MODEL, help=_model_help())
     sep.add_argument(
@@ -304,6 +352,13 @@ def build_parser():
         help="bfloat16: U-Net convolutions in bfloat16, 2-3x faster on CPUs with bfloat16 units (Intel AMX, "
         "AVX512_BF16), slower elsewhere; stems within about 50 dB SNR of float32 (default: %(default)s)",
     )
+    sep.add_argument(
+        "--engine", choices=_engine.ENGINES, default="auto",
+        help="tensorflow; litert: the network in LiteRT (XNNPACK), no TensorFlow import, slower per chunk (a "
+        "preset or .keras model is converted once and cached; -m may name a LiteRT export); auto: litert for "
+        f"up to {_engine.AUTO_LITERT_SECONDS:.0f} s of audio when a LiteRT export is at hand and the options "
+        "allow it (default: %(default)s)",
+    )
     sep.set_defaults(func=_separate)
 
     tr = commands.add_parser(
@@ -341,10 +396,17 @@ def build_parser():
                       help="forget this machine's earlier timings first (e.g. taken while it was busy)")
     tune.set_defaults(func=_tune)
 
-    exp = commands.add_parser("export", parents=[common], help="export a separator as a TF Serving SavedModel")
-    exp.add_argument("directory", help="version folder, e.g. serving/unet/1")
+    exp = commands.add_parser(
+        "export", parents=[common], help="export a separator as a TF Serving SavedModel or for LiteRT"
+    )
+    exp.add_argument("directory", help="version folder, e.g. serving/unet/1 (litert: any folder)")
     exp.add_argument("-m", "--model", default=DEFAULT_MODEL, help=_model_help())
     exp.add_argument("--chunking", choices=CHUNKING_MODES, default="overlap")
+    exp.add_argument(
+        "--format", choices=("saved_model", "litert"), default="saved_model",
+        help="saved_model (TF Serving) or litert: separator.tflite and keras_sep.json, run without TensorFlow "
+        "by keras_sep.litert or `separate --engine litert -m DIRECTORY` (default: %(default)s)",
+    )
     exp.set_defaults(func=_export)
     return parser
 
@@ -352,7 +414,8 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     with _process.messages_to_stderr(args.verbose):
-        _process.start_tensorflow(args.verbose)  # every command runs TensorFlow
+        if args.func is not _separate:  # which separates without TensorFlow when its engine is LiteRT
+            _process.start_tensorflow(args.verbose)  # every other command runs TensorFlow
         return args.func(args)
 
 

@@ -7,6 +7,7 @@ after it. Write it into a numbered version folder (``models/unet/1``), the
 layout TF Serving watches.
 """
 import json
+import logging
 import os
 
 import tensorflow as tf
@@ -54,18 +55,7 @@ def export_saved_model(separator, path, fast=True):
     Returns:
         ``path``.
     """
-    if getattr(separator, "mwf", False):
-        raise ValueError(
-            "a separator with mwf=True cannot be exported: multichannel Wiener filtering needs two passes "
-            "over the song, the serving signature makes one"
-        )
-    if getattr(separator, "phase", "mixture") != "mixture":
-        raise ValueError(
-            f"a separator with phase={separator.phase!r} cannot be exported: the serving signature keeps "
-            "the mixture phase; export one with phase='mixture'"
-        )
-    model = getattr(separator, "model", separator)
-    overlap = getattr(separator, "overlap_frames", model.overlap_frames)
+    model, overlap = _check_exportable(separator)
     module = _ServingModule(model, overlap, serving_network(model) if fast else None)
     signature = module.serve.get_concrete_function(
         tf.TensorSpec((None, model.channels), tf.float32, name="waveform")
@@ -84,4 +74,108 @@ def export_saved_model(separator, path, fast=True):
             handle,
             indent=2,
         )
+    return path
+
+
+def _check_exportable(separator):
+    """The model and overlap of ``separator`` after the checks both exports share."""
+    if getattr(separator, "mwf", False):
+        raise ValueError(
+            "a separator with mwf=True cannot be exported: multichannel Wiener filtering needs two passes "
+            "over the song, the serving signature makes one"
+        )
+    if getattr(separator, "phase", "mixture") != "mixture":
+        raise ValueError(
+            f"a separator with phase={separator.phase!r} cannot be exported: the serving signature keeps "
+            "the mixture phase; export one with phase='mixture'"
+        )
+    model = getattr(separator, "model", separator)
+    return model, getattr(separator, "overlap_frames", model.overlap_frames)
+
+
+def litert_network(model):
+    """The LiteRT flatbuffer (bytes) of ``model``'s spectrogram network for
+    one chunk: input the magnitude ``(1, chunk_frames, bins, channels)``,
+    output the instruments' estimates stacked ``(instruments, 1,
+    chunk_frames, bins, channels)``, float32, LiteRT's built-in operators
+    only (the runtime needs no TensorFlow ops). The Keras layers are
+    converted with their weights frozen into constants; the converter folds
+    the batch norms itself. A fixed input shape lets XNNPACK plan every
+    operator once."""
+    net = model.spectrogram_model
+    spec = tf.TensorSpec((1, model.chunk_frames, net.bins, model.channels), tf.float32, name="magnitude")
+
+    @tf.function(input_signature=[spec], autograph=False)
+    def estimates(magnitude):
+        out = net(magnitude, training=False)
+        return tf.stack([tf.cast(out[name], tf.float32) for name in model.instruments])
+
+    # Without the model as trackable object the converter freezes the
+    # variables; with it (TF 2.21) they stay resource variables, which the
+    # runtime reads uninitialised (NaN outputs). The converter logs that
+    # path's deprecation through absl on every call: kept off the user's
+    # screen for this call only.
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.ERROR)
+    try:
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([estimates.get_concrete_function()])
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        return converter.convert()
+    except Exception as error:  # the converter's own error types; say which network failed, on one line
+        from keras_sep.audio import one_line
+
+        raise ValueError(f"{net.name}: cannot convert to LiteRT built-in operators ({one_line(error)})") from None
+    finally:
+        absl.setLevel(level)
+
+
+def export_litert(separator, path, source=None):
+    """Write ``separator`` (a :class:`keras_sep.Separator` or a
+    :class:`~keras_sep.models.WaveformSeparator`) as a LiteRT export: the
+    folder ``path`` with ``separator.tflite`` (:func:`litert_network`) and
+    ``keras_sep.json``, the resolved config that
+    :class:`keras_sep.litert.LiteRTSeparator` runs it with (sample rate,
+    channels, instruments, frame length and step, bins, chunk frames,
+    overlap, chunking, mask extension and exponent, the ``.tflite``'s
+    sha256, and ``source``, any JSON-able description of where the model
+    came from). The config is written last, after the network, so a
+    half-written export fails its checksum rather than run.
+
+    Returns:
+        ``path``.
+    """
+    from keras_sep import litert
+    from keras_sep.pretrained import sha256
+
+    model, overlap = _check_exportable(separator)
+    data = litert_network(model)
+    os.makedirs(path, exist_ok=True)
+    target = os.path.join(path, litert.MODEL_NAME)
+    with open(target + ".partial", "wb") as handle:
+        handle.write(data)
+    os.replace(target + ".partial", target)
+    config = {
+        "format": litert.FORMAT,
+        "format_version": litert.FORMAT_VERSION,
+        "model": litert.MODEL_NAME,
+        "sha256": sha256(data),
+        "sample_rate": model.sample_rate,
+        "channels": model.channels,
+        "instruments": list(model.instruments),
+        "frame_length": model.frame_length,
+        "frame_step": model.frame_step,
+        "bins": model.spectrogram_model.bins,
+        "chunk_frames": model.chunk_frames,
+        "overlap_frames": model.overlap_frames,
+        "chunking": "spleeter" if overlap == 0 and model.overlap_frames else "overlap",
+        "mask_extension": model.mask_extension,
+        "separation_exponent": model.separation_exponent,
+        "window": "hann",
+        "source": source,
+    }
+    config_path = os.path.join(path, litert.CONFIG_NAME)
+    with open(config_path + ".partial", "w", encoding="utf-8") as handle:
+        json.dump(config, handle, indent=2)
+    os.replace(config_path + ".partial", config_path)
     return path

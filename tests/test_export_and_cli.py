@@ -257,7 +257,7 @@ def test_cli_bad_inputs_and_format_are_one_line_errors_without_leftovers(model_f
     assert cli.main(["separate", *bad, "-o", str(out), "-m", model_file]) == 1
     lines = capsys.readouterr().err.strip().splitlines()
     assert [line.split(": ", 2)[2] for line in lines] == [
-        "no such file", "is a directory, not an audio file",
+        "no such file", "no audio files in this folder",
         "no audio samples (an empty file, or an offset at or past its end)",
     ]
     assert not out.exists() or not any(out.iterdir())  # not even an empty track folder

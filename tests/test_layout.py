@@ -33,10 +33,12 @@ RANKS = {
     "separation": 4,
     "evaluation": 5,
     "export": 5,
+    "litert": 5,
     "plotting": 5,
     "recipes": 5,
     "cli": 6,
     "_cli_process": 6,
+    "_cli_engine": 6,
 }
 
 # Imports that break the rules today and are being fixed in other branches

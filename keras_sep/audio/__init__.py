@@ -12,6 +12,8 @@ is split by concern; everything a caller needs is importable from here:
   :func:`resample` (soxr).
 - :mod:`~keras_sep.audio.codecs`: :data:`CODECS`, :data:`LOSSY_CODECS` and
   :func:`parse_bitrate`.
+- :mod:`~keras_sep.audio.listing`: :func:`audio_files`, the audio files
+  under a folder.
 - :mod:`~keras_sep.audio.writing`: :class:`AtomicWriter`, :func:`save` and
   :func:`publishing`, which writes any output under a temporary name and
   renames it into place only once complete.
@@ -23,6 +25,7 @@ from keras_sep.audio.codecs import CODECS, LOSSY_CODECS, parse_bitrate
 from keras_sep.audio.errors import AudioError, one_line
 from keras_sep.audio.reading import AudioReader, info, load
 from keras_sep.audio.writing import AtomicWriter, publishing, save
+from keras_sep.audio.listing import audio_files
 
 __all__ = [
     "CODECS",
@@ -38,4 +41,5 @@ __all__ = [
     "publishing",
     "resample",
     "save",
+    "audio_files",
 ]

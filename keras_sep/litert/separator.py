@@ -1,0 +1,213 @@
+"""Separate with a LiteRT export: the network in LiteRT (XNNPACK), the rest in NumPy."""
+import json
+import logging
+import os
+
+import numpy as np
+
+from keras_sep import audio
+from keras_sep.litert.chunks import SpectralChunks
+from keras_sep.separation import outputs
+from keras_sep.separation.engine import ChunkStream
+from keras_sep.separation.resampling import ToInputRate, model_blocks
+
+CONFIG_NAME = "keras_sep.json"
+MODEL_NAME = "separator.tflite"
+FORMAT = "keras_sep.litert"
+# Raised whenever what the .tflite takes or gives, or the config, changes meaning.
+FORMAT_VERSION = 1
+CHUNKING_MODES = ("overlap", "spleeter")
+_BLOCK = 1 << 18  # samples per block read from an array or a file
+
+logger = logging.getLogger(__name__)
+
+
+def read_config(path):
+    """The resolved config of the export at ``path`` (its folder or its
+    ``.tflite`` file), with ``"model"`` set to the ``.tflite``'s path.
+
+    Raises:
+        ValueError: no export there, or a config that is not one.
+    """
+    path = os.fspath(path)
+    folder = path if os.path.isdir(path) else os.path.dirname(path)
+    config_path = os.path.join(folder, CONFIG_NAME)
+    try:
+        with open(config_path, encoding="utf-8") as handle:
+            config = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: not a LiteRT export ({audio.one_line(error)})") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise ValueError(f"{config_path}: not a keras_sep LiteRT config (format {FORMAT!r})")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{config_path}: format_version {config.get('format_version')!r}, this keras_sep runs "
+            f"{FORMAT_VERSION}; export the model again"
+        )
+    model = path if os.path.isfile(path) else os.path.join(folder, config.get("model", MODEL_NAME))
+    if not os.path.isfile(model):
+        raise ValueError(f"{path}: no {os.path.basename(model)} beside {CONFIG_NAME}")
+    return dict(config, model=model)
+
+
+def default_threads():
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _interpreter(model, threads):
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:  # without the litert extra: TensorFlow's copy of the runtime
+        logger.info("ai-edge-litert is not installed (pip install keras_sep[litert]); using tf.lite")
+        from tensorflow.lite import Interpreter
+    # The Python interpreter applies XNNPACK to float models by default.
+    interpreter = Interpreter(model_path=model, num_threads=int(threads))
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+class LiteRTSeparator:
+    """Separate songs with a separator exported by
+    :func:`keras_sep.export.export_litert` (``keras-sep export --format
+    litert``), without TensorFlow.
+
+    The spectrogram network runs in the LiteRT runtime (``ai-edge-litert``,
+    with XNNPACK); the STFT, masks and inverse STFT run in NumPy. Songs are
+    streamed chunk by chunk with the same chunks, cross-fades and
+    resampling as :class:`keras_sep.Separator`, in bounded memory, and
+    match its output to float32 rounding (over 100 dB SNR).
+
+    Args:
+        path: the export's folder (``separator.tflite`` and
+            ``keras_sep.json``) or its ``.tflite`` file.
+        chunking: ``"overlap"`` or ``"spleeter"`` (as ``Separator``'s);
+            default the one the export was made with.
+        threads: CPU threads of the runtime; default every core this
+            process may use.
+        progress: show a progress bar; ``None`` shows one for inputs longer
+            than a minute.
+
+    Example:
+
+    >>> sep = LiteRTSeparator("exports/2stems")       # doctest: +SKIP
+    >>> stems = sep.separate("song.mp3")              # doctest: +SKIP
+    >>> sep.separate_to_file("song.mp3", "separated")  # doctest: +SKIP
+    {'vocals': 'separated/song/vocals.wav', 'accompaniment': 'separated/song/accompaniment.wav'}
+    """
+
+    def __init__(self, path, chunking=None, threads=None, progress=None):
+        self.config = read_config(path)
+        chunking = self.config.get("chunking", "overlap") if chunking is None else chunking
+        if chunking not in CHUNKING_MODES:
+            raise ValueError(f"chunking must be one of {CHUNKING_MODES}, got {chunking!r}")
+        self.chunking = chunking
+        self.progress = progress
+        self.threads = default_threads() if threads is None else int(threads)
+        if self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads!r}")
+        self._interpreter = _interpreter(self.config["model"], self.threads)
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        self._output = self._interpreter.get_output_details()[0]["index"]
+        self.chunks = SpectralChunks(self.config, self._run_network)
+        expected = (1, self.chunks.chunk_frames, self.chunks.bins, self.chunks.channels)
+        shape = tuple(self._interpreter.get_input_details()[0]["shape"])
+        if shape != expected:
+            raise ValueError(f"{self.config['model']}: network input {shape} does not match the config's {expected}")
+
+    @property
+    def instruments(self):
+        return self.chunks.instruments
+
+    @property
+    def sample_rate(self):
+        return int(self.config["sample_rate"])
+
+    @property
+    def overlap_frames(self):
+        return 0 if self.chunking == "spleeter" else int(self.config["overlap_frames"])
+
+    def _run_network(self, magnitude):
+        self._interpreter.set_tensor(self._input, magnitude)
+        self._interpreter.invoke()
+        return self._interpreter.get_tensor(self._output)
+
+    # --- in memory -----------------------------------------------------------
+
+    def separate(self, waveform, sample_rate=None, offset=0.0, duration=None):
+        """Separate an array ``(samples, channels)`` or an audio file, as
+        :meth:`keras_sep.Separator.separate` does: ``{instrument: float32
+        (samples, channels)}`` at the input's rate and length."""
+        if isinstance(waveform, (str, os.PathLike)):
+            name = os.fspath(waveform)
+            reader = audio.AudioReader(name, offset=offset, duration=duration)
+            rate, blocks, length = reader.sample_rate, reader.blocks(_BLOCK), reader.frames
+        else:
+            name = "<array>"
+            array = audio.check_waveform(waveform, name)
+            if array.shape[1] > max(2, array.shape[0]):
+                raise audio.AudioError(
+                    f"{name}: shape {array.shape} looks like (channels, samples); "
+                    "pass (samples, channels), e.g. waveform.T"
+                )
+            rate = int(sample_rate or self.sample_rate)
+            length = len(array)
+            blocks = (array[i : i + _BLOCK] for i in range(0, len(array), _BLOCK))
+        parts = {n: [] for n in self.instruments}
+        for out in self.stream(blocks, rate, name=name, total=length):
+            for n, block in out.items():
+                parts[n].append(block)
+        empty = np.zeros((0, self.chunks.channels), np.float32)
+        return {n: np.concatenate(p) if p else empty for n, p in parts.items()}
+
+    # --- streaming ------------------------------------------------------------
+
+    def stream(self, blocks, sample_rate, name="<array>", total=None):
+        """Separate an iterable of ``(n, channels)`` blocks at ``sample_rate``;
+        yields ``{instrument: (m, channels)}`` of finished output in order."""
+        rate = int(sample_rate)
+        bar = self._progress_bar(total, rate, name)
+        engine = ChunkStream(self.chunks, self.overlap_frames, 1, self.chunks.separate_segments)
+        channels = self.chunks.channels
+        back = ToInputRate(self.sample_rate, rate, self.instruments, channels) if rate != self.sample_rate else None
+        for block, last in model_blocks(blocks, rate, self.sample_rate, channels, name, bar, counter=back):
+            out = engine.push(block, final=last)
+            if back is not None:
+                out = back.take(out, last)
+            if last or any(len(v) for v in out.values()):
+                yield out
+        if bar is not None:
+            bar.close()
+
+    def _progress_bar(self, total, rate, name):
+        show = self.progress if self.progress is not None else (total or 0) > 60 * rate
+        if not show:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, unit="sample", unit_scale=True, desc=os.path.basename(name), leave=False)
+
+    # --- files ----------------------------------------------------------------
+
+    def output_paths(self, path, output_dir, codec="wav", filename_format="{track}/{instrument}.{codec}"):
+        """As :meth:`keras_sep.Separator.output_paths`."""
+        return outputs.output_paths(path, output_dir, self.instruments, codec, filename_format)
+
+    def separate_to_file(self, path, output_dir, codec="wav", filename_format="{track}/{instrument}.{codec}",
+                         offset=0.0, duration=None, overwrite=False, bitrate=None):
+        """Stream ``path`` into one file per instrument, as
+        :meth:`keras_sep.Separator.separate_to_file` does (the same names,
+        codecs and all-or-nothing writes); returns ``{instrument: path}``."""
+        path = os.fspath(path)
+        targets = self.output_paths(path, output_dir, codec, filename_format)
+        existing = [t for t in targets.values() if os.path.exists(t)]
+        if existing and not overwrite:
+            raise FileExistsError(f"{path}: output {existing[0]} exists (use overwrite=True / --overwrite)")
+        reader = audio.AudioReader(path, offset=offset, duration=duration)
+        with outputs.StemWriters(targets, reader.sample_rate, self.chunks.channels, codec, bitrate=bitrate) as writers:
+            for out in self.stream(reader.blocks(_BLOCK), reader.sample_rate, name=path, total=reader.frames):
+                writers.write(out)
+        return targets
