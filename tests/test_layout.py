@@ -35,6 +35,7 @@ RANKS = {
     "export": 5,
     "plotting": 5,
     "recipes": 5,
+    "beam": 5,
     "cli": 6,
     "_cli_process": 6,
 }
