@@ -6,12 +6,17 @@ import threading
 
 import apache_beam as beam
 
+from keras_sep.audio import one_line
 from keras_sep.beam import files
 
 logger = logging.getLogger(__name__)
 
 NAMESPACE = "keras_sep"  # of the job's counters: separated, skipped, failed
 FAILED = "failed"  # the tag of the dead-letter output
+
+
+class _StagedFileError(Exception):
+    """A staged copy of a remote file failed; the message names the remote file."""
 
 
 class _Loaded:
@@ -32,11 +37,11 @@ class _Loaded:
     def load(cls, model, chunking, batch_size):
         from keras_sep.separation import Separator
 
-        folder = None
+        folder, local = None, model
         if not files.is_local(model):
             folder = tempfile.TemporaryDirectory(prefix="keras-sep-model-")
-            model = files.stage_in(model, folder.name)
-        separator = Separator.from_preset(model, chunking=chunking, batch_size=batch_size, progress=False)
+            local = files.stage_in(model, folder.name)
+        separator = Separator.from_preset(local, chunking=chunking, batch_size=batch_size, progress=False)
         logger.info("loaded separator %s (%s)", model, ", ".join(separator.instruments))
         return cls(separator, folder)
 
@@ -83,8 +88,6 @@ class SeparateFileFn(beam.DoFn):
         self._loaded = self._shared.acquire(lambda: _Loaded.load(*key), tag=repr(key))
 
     def process(self, element):
-        from keras_sep.audio import one_line
-
         _, paths = element
         first, *others = sorted(paths)
         for other in others:
@@ -118,13 +121,19 @@ class SeparateFileFn(beam.DoFn):
             local = path if files.is_local(path) else files.stage_in(path, folder)
             remote = not files.is_local(self.output_prefix)
             output_dir = os.path.join(folder, "stems") if remote else self.output_prefix
-            with self._loaded.lock:
-                # Stems left from an unfinished run are replaced: the track
-                # counts as done only when all of them exist.
-                written = separator.separate_to_file(
-                    local, output_dir, codec=self.codec, filename_format=self.filename_format,
-                    overwrite=True, bitrate=self.bitrate,
-                )
+            try:
+                with self._loaded.lock:
+                    # Stems left from an unfinished run are replaced: the
+                    # track counts as done only when all of them exist.
+                    written = separator.separate_to_file(
+                        local, output_dir, codec=self.codec, filename_format=self.filename_format,
+                        overwrite=True, bitrate=self.bitrate,
+                    )
+            except Exception as error:
+                if local == path:
+                    raise
+                # The message names the file the user gave, not its staged copy.
+                raise _StagedFileError(one_line(error).replace(local, path)) from error
             if remote:
                 files.publish(written, targets)
         return targets
