@@ -84,6 +84,9 @@ def test_a_rerun_skips_tracks_whose_stems_all_exist(model_file, music, tmp_path)
     assert os.stat(out / "long/vocals.wav").st_mtime_ns != times.pop("long/vocals.wav")
     assert {p: os.stat(out / p).st_mtime_ns for p in times} == times
     assert (out / "failed.tsv").read_text() == ""  # this run's failures: none
+    counts = beam.separate_files(pattern, str(out), model_file, pipeline_args=IN_PROCESS, overwrite=True)
+    assert counts == {"separated": 2, "skipped": 0, "failed": 0}
+    assert os.stat(out / "mono/vocals.wav").st_mtime_ns != times["mono/vocals.wav"]
 
 
 def test_inputs_that_would_write_the_same_stems_fail_but_one(model_file, tmp_path):
@@ -100,6 +103,17 @@ def test_inputs_that_would_write_the_same_stems_fail_but_one(model_file, tmp_pat
                                  filename_format="{foldername}/{track}/{instrument}.{codec}")
     assert counts == {"separated": 2, "skipped": 0, "failed": 0}
     assert sorted(os.listdir(apart / "a" / "01")) == ["accompaniment.wav", "vocals.wav"]
+
+
+def test_a_missing_model_stops_the_job_before_it_starts_and_no_match_is_a_warning(model_file, music, tmp_path, capfd,
+                                                                                    caplog):
+    missing = str(tmp_path / "missing.keras")
+    assert cli.main(["separate-beam", str(music / "*.wav"), "-o", str(tmp_path / "out"), "-m", missing]) == 2
+    assert capfd.readouterr().err.splitlines()[-1] == f"keras-sep: {missing}: no such model file (or preset)"
+    assert not (tmp_path / "out").exists()
+    counts = beam.separate_files(str(music / "*.flac"), str(tmp_path / "out"), model_file, pipeline_args=IN_PROCESS)
+    assert counts == {"separated": 0, "skipped": 0, "failed": 0}
+    assert f"no file matches {music / '*.flac'}" in caplog.text
 
 
 class FakeRemoteFileSystem(LocalFileSystem):
