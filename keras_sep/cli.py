@@ -374,16 +374,21 @@ def build_parser():
         "further options go to Beam, e.g. --project=P --region=R (needs keras-sep[beam])",
     )
     sb.add_argument("pattern", help="file pattern Beam matches, quoted: 'music/**/*.mp3', 'gs://bucket/music/*.flac'")
-    sb.add_argument("-o", "--output", required=True, help="output folder or prefix (gs://...); failures go to OUTPUT/failed.tsv")
+    sb.add_argument("-o", "--output", required=True,
+                    help="output folder or prefix (gs://...); failures go to OUTPUT/failed.tsv")
     sb.add_argument("-m", "--model", default=DEFAULT_MODEL, help=_model_help())
     sb.add_argument("--runner", default="DirectRunner", metavar="RUNNER",
                     help="DirectRunner, DataflowRunner, FlinkRunner, SparkRunner, ... (default: %(default)s)")
-    sb.add_argument("--codec", choices=tuple(audio.CODECS), default="wav", help="as for separate (default: %(default)s)")
+    sb.add_argument("--codec", choices=tuple(audio.CODECS), default="wav",
+                    help="as for separate (default: %(default)s)")
     sb.add_argument("-b", "--bitrate", default=None, help="as for separate")
-    sb.add_argument("--filename-format", default="{track}/{instrument}.{codec}", help="as for separate (default: %(default)s)")
-    sb.add_argument("--chunking", choices=CHUNKING_MODES, default="overlap", help="as for separate (default: %(default)s)")
+    sb.add_argument("--filename-format", default="{track}/{instrument}.{codec}",
+                    help="as for separate (default: %(default)s)")
+    sb.add_argument("--chunking", choices=CHUNKING_MODES, default="overlap",
+                    help="as for separate (default: %(default)s)")
     sb.add_argument("--batch-size", type=int, default=None, help="chunks per network call (default: 1; 8-32 on GPUs)")
-    sb.add_argument("--overwrite", action="store_true", help="separate tracks again whose stems all exist (default: skip them)")
+    sb.add_argument("--overwrite", action="store_true",
+                    help="separate tracks again whose stems all exist (default: skip them)")
     sb.set_defaults(func=_separate_beam, pipeline_args=[])
     return parser
 

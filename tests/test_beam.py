@@ -170,7 +170,7 @@ for _name in ("mkdirs", "create", "open", "exists", "size", "last_updated", "che
 
 
 def test_remote_inputs_model_and_stems_are_staged_through_local_files(model_file, music, reference, tmp_path,
-                                                                      monkeypatch):
+                                                                      monkeypatch, capsys):
     monkeypatch.setattr(FakeRemoteFileSystem, "ROOT", str(tmp_path))
     os.symlink(music, tmp_path / "music")
     os.symlink(model_file, tmp_path / "tiny.keras")
@@ -178,6 +178,9 @@ def test_remote_inputs_model_and_stems_are_staged_through_local_files(model_file
             *IN_PROCESS]
     assert cli.main(argv) == 1  # bad.wav failed
     assert_same_stems(tmp_path / "stems", reference)
-    assert (tmp_path / "stems" / "failed.tsv").read_text().startswith("fakeremote://music/bad.wav\tfakeremote://music/bad.wav: ")
+    bad = "fakeremote://music/bad.wav"
+    assert (tmp_path / "stems" / "failed.tsv").read_text().startswith(f"{bad}\t{bad}: cannot read audio")
+    capsys.readouterr()
     assert cli.main(argv) == 1
+    assert capsys.readouterr().out.splitlines()[0] == "separated 0, skipped 3 (stems existed), failed 1"
     assert (tmp_path / "stems" / "failed.tsv").read_text().count("\n") == 1
