@@ -165,6 +165,27 @@ def _input_files(inputs, output):
             yield os.path.join(path, relative), os.path.join(output, folder) if folder else output
 
 
+def _separate_beam(args):
+    try:
+        from keras_sep import beam
+    except ImportError as error:  # the optional extra is missing
+        _fail(f"separate-beam needs Apache Beam: pip install 'keras-sep[beam]' ({error})")
+        return 2
+    try:
+        counts = beam.separate_files(
+            args.pattern, args.output, args.model, runner=args.runner, pipeline_args=args.pipeline_args,
+            codec=args.codec, bitrate=args.bitrate, filename_format=args.filename_format, chunking=args.chunking,
+            batch_size=args.batch_size, overwrite=args.overwrite,
+        )
+    except (OSError, ValueError) as error:
+        _fail(error)
+        return 2
+    print(f"separated {counts['separated']}, skipped {counts['skipped']} (stems existed), failed {counts['failed']}")
+    if counts["failed"]:
+        print(f"failures: {beam.failed_path(args.output)}")
+    return 1 if counts["failed"] else 0
+
+
 def _plot_path(path, outputs):
     """Where ``--plot`` writes TRACK.png: beside the track's folder when the
     stems have one of the track's name (the default format: OUT/TRACK.png),
@@ -408,11 +429,39 @@ def build_parser():
         "by keras_sep.litert or `separate --engine litert -m DIRECTORY` (default: %(default)s)",
     )
     exp.set_defaults(func=_export)
+
+    sb = commands.add_parser(
+        "separate-beam", parents=[common],
+        help="separate every file matching a pattern on Apache Beam (local, Dataflow, Flink, Spark); "
+        "further options go to Beam, e.g. --project=P --region=R (needs keras-sep[beam])",
+    )
+    sb.add_argument("pattern", help="file pattern Beam matches, quoted: 'music/**/*.mp3', 'gs://bucket/music/*.flac'")
+    sb.add_argument("-o", "--output", required=True,
+                    help="output folder or prefix (gs://...); failures go to OUTPUT/failed.tsv")
+    sb.add_argument("-m", "--model", default=DEFAULT_MODEL, help=_model_help())
+    sb.add_argument("--runner", default="DirectRunner", metavar="RUNNER",
+                    help="DirectRunner, DataflowRunner, FlinkRunner, SparkRunner, ... (default: %(default)s)")
+    sb.add_argument("--codec", choices=tuple(audio.CODECS), default="wav",
+                    help="as for separate (default: %(default)s)")
+    sb.add_argument("-b", "--bitrate", default=None, help="as for separate")
+    sb.add_argument("--filename-format", default="{track}/{instrument}.{codec}",
+                    help="as for separate (default: %(default)s)")
+    sb.add_argument("--chunking", choices=CHUNKING_MODES, default="overlap",
+                    help="as for separate (default: %(default)s)")
+    sb.add_argument("--batch-size", type=int, default=None, help="chunks per network call (default: 1; 8-32 on GPUs)")
+    sb.add_argument("--overwrite", action="store_true",
+                    help="separate tracks again whose stems all exist (default: skip them)")
+    sb.set_defaults(func=_separate_beam, pipeline_args=[])
     return parser
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # only separate-beam passes options on (to Beam)
+        if not hasattr(args, "pipeline_args"):
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.pipeline_args = unknown
     with _process.messages_to_stderr(args.verbose):
         if args.func is not _separate:  # which separates without TensorFlow when its engine is LiteRT
             _process.start_tensorflow(args.verbose)  # every other command runs TensorFlow

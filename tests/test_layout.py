@@ -36,6 +36,7 @@ RANKS = {
     "litert": 5,
     "plotting": 5,
     "recipes": 5,
+    "beam": 5,
     "cli": 6,
     "_cli_process": 6,
     "_cli_engine": 6,
