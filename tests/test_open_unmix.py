@@ -98,6 +98,18 @@ def test_keras_round_trip(tmp_path):
     np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), rtol=1e-6, atol=1e-7)
 
 
+def test_saved_model_serves_any_batch_and_length(tmp_path):
+    import tensorflow as tf
+
+    model = tiny()
+    export_dir = str(tmp_path / "saved_model")
+    model.export(export_dir, format="tf_saved_model", verbose=False)
+    served = tf.saved_model.load(export_dir)
+    for batch, frames in ((1, 5), (3, 11)):
+        x = _magnitudes(batch=batch, frames=frames, seed=batch)
+        np.testing.assert_allclose(served.serve(x).numpy(), model(x).numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_mixed_precision_keeps_the_mask_in_float32():
     keras.config.set_dtype_policy("mixed_float16")
     model = tiny()
@@ -202,3 +214,12 @@ def test_a_state_dict_of_other_sizes_is_refused():
 def test_a_file_that_is_no_open_unmix_names_itself(tmp_path):
     with pytest.raises(ValueError, match=r"no\.pth: cannot read"):
         open_unmix_from_pth(tmp_path / "no.pth")
+
+
+def test_converted_weights_under_mixed_precision(reference):
+    keras.config.set_dtype_policy("mixed_float16")
+    model = open_unmix_from_pth(_fixture("zip", "vocals-*.pth"))
+    assert model.get_layer("fc3").compute_dtype == "float16"
+    estimate = model(reference["net_input"], training=False).numpy()
+    assert estimate.dtype == np.float32
+    assert snr_db(reference["net_output_vocals"], estimate) > 40
