@@ -17,6 +17,8 @@ It writes, under tests/data/openunmix/:
   and in its legacy (pre-1.6) format; ``sha8`` is the first 8 hex digits of
   the file's sha256, as upstream names its files. The weights are drawn on
   a grid of 1/256 so that git stores them compactly.
+- ``odd_zip.pth`` and ``odd_legacy.pth`` (also alone: ``... make_openunmix_fixtures.py
+  odd``): a dict of strided, offset, storage-sharing and non-float32 tensors.
 - ``small/speech-<sha8>.pth``: a small mono unidirectional model (``SMALL``).
 - ``openunmix_random.npz``: the mixture, the STFT settings, the network's
   input and output for one target, and ``openunmix.Separator``'s outputs;
@@ -106,8 +108,33 @@ def mixture():
     return audio.astype("float32")  # (channels, samples)
 
 
+def odd_tensors():
+    """Tensors that exercise the reader beyond contiguous float32: strides,
+    storage offsets, one storage shared by two tensors, other dtypes."""
+    base = torch.arange(24, dtype=torch.float32).reshape(4, 6)
+    return {
+        "base": base,
+        "transposed": base.t(),                 # strides (1, 6), same storage
+        "offset": base.view(-1)[5:17],          # storage offset 5
+        "strided": base[1:, ::2],               # offset 6, strides (6, 2)
+        "float64": torch.linspace(-1, 1, 5, dtype=torch.float64),
+        "float16": torch.tensor([0.5, -2.0, 65504.0], dtype=torch.float16),
+        "int8": torch.tensor([-128, 0, 127], dtype=torch.int8),
+        "int32": torch.tensor([[1, -2], [3, -4]], dtype=torch.int32),
+        "bool": torch.tensor([True, False, True]),
+        "scalar": torch.tensor(7, dtype=torch.int64),
+    }
+
+
 def main():
     torch.set_num_threads(1)
+    if sys.argv[1:] == ["odd"]:  # only the odd-tensor files
+        for legacy, name in ((False, "odd_zip.pth"), (True, "odd_legacy.pth")):
+            buffer = io.BytesIO()
+            torch.save(odd_tensors(), buffer, _use_new_zipfile_serialization=not legacy)
+            with open(os.path.join(OUT, name), "wb") as handle:
+                handle.write(buffer.getvalue())
+        return
     models = {target: random_model(SEED + k) for k, target in enumerate(TARGETS)}
     files = {}
     for target, model in models.items():

@@ -41,13 +41,39 @@ def test_values_shapes_and_dtypes():
     assert state["fc1.weight"].shape == (8, 2 * 1487) and state["fc1.weight"].dtype == np.float32
     assert state["fc3.weight"].shape == (2 * 2049, 8)
     assert state["lstm.weight_ih_l2_reverse"].shape == (16, 8)
-    assert state["bn1.num_batches_tracked"].dtype == np.int64 and state["bn1.num_batches_tracked"].shape == ()
+    counter = state["bn1.num_batches_tracked"]
+    assert isinstance(counter, np.ndarray) and counter.dtype == np.int64 and counter.shape == ()
     floats = [v for v in state.values() if v.dtype == np.float32]
     # On the fixture's 1/256 grid, and not all zeros: real values, not garbage.
     for value in floats:
         np.testing.assert_array_equal(value * 256, np.round(value * 256))
     assert np.all(state["bn3.running_var"] >= 0.5)
     assert len({float(np.abs(v).sum()) for v in floats}) > 10
+
+
+@pytest.mark.parametrize("name", ["odd_zip.pth", "odd_legacy.pth"])
+def test_strides_offsets_shared_storages_and_dtypes(name):
+    state = read_state_dict(os.path.join(DATA, name))
+    base = np.arange(24, dtype=np.float32).reshape(4, 6)
+    expected = {
+        "base": base,
+        "transposed": base.T,
+        "offset": base.ravel()[5:17],
+        "strided": base[1:, ::2],
+        "float64": np.linspace(-1, 1, 5),
+        "float16": np.array([0.5, -2.0, 65504.0], np.float16),
+        "int8": np.array([-128, 0, 127], np.int8),
+        "int32": np.array([[1, -2], [3, -4]], np.int32),
+        "bool": np.array([True, False, True]),
+        "scalar": np.array(7, np.int64),
+    }
+    assert list(state) == list(expected)
+    for key, value in expected.items():
+        assert state[key].dtype == value.dtype and state[key].shape == value.shape, key
+        np.testing.assert_array_equal(state[key], value, err_msg=key)
+    # Copies, not views into one buffer: changing one leaves the other.
+    state["base"][0, 0] = 100.0
+    assert state["transposed"][0, 0] == 0.0
 
 
 def _legacy_bytes(payload):

@@ -58,7 +58,7 @@ class _Tensor:
         if view is not None:
             flat = flat[view[0]: view[0] + view[1]]
         if not self.size:
-            return flat[self.offset].copy()
+            return np.array(flat[self.offset])
         needed = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride)) + 1
         if min(self.size) > 0 and needed > flat.size:
             raise ValueError(f"a tensor of shape {self.size} runs past its storage of {flat.size} values")
