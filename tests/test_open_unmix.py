@@ -135,6 +135,9 @@ def test_one_training_step_moves_every_weight():
     (dict(nb_layers=0), "nb_layers"),
     (dict(input_mean=np.zeros(5)), "input_mean"),
     (dict(input_scale=np.zeros(BINS)), "input_scale must be positive"),
+    (dict(target="fc1"), "target must be a source name other than"),
+    (dict(target="a/b"), "got .a/b."),
+    (dict(target="lstm_1"), "lstm_\*, got .lstm_1."),
 ])
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -9,6 +9,8 @@ from keras_sep.models._autoencoder_utils import check_model_kwargs
 _BN_MOMENTUM = 0.9
 _BN_EPSILON = 1e-5
 _LSTM_DROPOUT = 0.4
+_LAYER_NAMES = {"mix_magnitude", "input_norm", "flatten_bins", "fc1", "bn1", "tanh", "skip", "fc2", "bn2",
+                "relu", "fc3", "bn3", "unflatten_bins"}
 
 
 def bandwidth_to_max_bin(rate, n_fft, bandwidth):
@@ -148,6 +150,11 @@ class OpenUnmix(keras.Model):
                 raise ValueError(f"{name} must be at least 1, got {value!r}")
         if not unidirectional and hidden_size % 2:
             raise ValueError(f"a bidirectional model needs an even hidden_size, got {hidden_size!r}")
+        # The output layer carries the target's name (the output's name in fit).
+        if (not isinstance(target, str) or not target or "/" in target or target in _LAYER_NAMES
+                or target.startswith(("lstm_", "blstm_"))):
+            raise ValueError(f"target must be a source name other than the layers' {sorted(_LAYER_NAMES)} "
+                             f"and lstm_*, got {target!r}")
         max_bin = nb_bins if max_bin is None else int(max_bin)
         if not 1 <= max_bin <= nb_bins:
             raise ValueError(f"max_bin must be in [1, nb_bins={nb_bins}], got {max_bin!r}")
