@@ -214,9 +214,17 @@ def _train(args):
     except OSError as error:  # the output folder, a data file
         _fail(error)
         return 1
-    print(f"trained separator: {os.path.join(args.output, 'separator.keras')}")
+    # An Open-Unmix preset trains one network per target.
+    runs = history if isinstance(separator, dict) else {"": history}
+    if isinstance(separator, dict):
+        for target in separator:
+            print(f"trained {target}: {os.path.join(args.output, target + '.keras')}")
+    else:
+        print(f"trained separator: {os.path.join(args.output, 'separator.keras')}")
     print(f"resolved config:   {os.path.join(args.output, 'config.json')}")
-    print(f"final loss: {history['loss'][-1]:.5f}" + (f", val_loss: {history['val_loss'][-1]:.5f}" if "val_loss" in history else ""))
+    for target, run in runs.items():
+        print(f"{target + ' ' if target else ''}final loss: {run['loss'][-1]:.5f}"
+              + (f", val_loss: {run['val_loss'][-1]:.5f}" if "val_loss" in run else ""))
     return 0
 
 

@@ -22,6 +22,7 @@ import json
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_sep import losses as loss_lib
@@ -176,6 +177,7 @@ def fit_separator(
         )
         return model, history
 
+    train_ds, val_ds = (_targets_of(model, ds) for ds in (train_ds, val_ds))
     with strategy.scope():
         compile_separator(model, learning_rate, loss)
     monitor = "val_loss" if val_ds is not None else "loss"
@@ -189,6 +191,78 @@ def fit_separator(
     if output_dir:
         model.save(os.path.join(output_dir, "final.keras"))
     return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+
+def _targets_of(model, dataset):
+    """A one-output model (an :class:`OpenUnmix`: one network per target)
+    fits its own target's magnitude out of ``{instrument: target}`` pairs."""
+    if not isinstance(dataset, tf.data.Dataset) or isinstance(model.output, dict):
+        return dataset
+    spec = dataset.element_spec
+    if not (isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[1], dict)):
+        return dataset
+    (name,) = model.output_names
+    if name not in spec[1]:
+        raise ValueError(f"the targets hold {sorted(spec[1])}, not the model's output {name!r}")
+
+    def target_of_the_model(mixture, targets):
+        return mixture, targets[name]
+
+    return dataset.map(target_of_the_model, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def input_statistics(dataset, max_batches=None):
+    """Per-bin mean and standard deviation of mixture magnitudes, as
+    Open-Unmix initialises its input normalisation (``OpenUnmix(input_mean=,
+    input_scale=)``).
+
+    Like upstream's training script, the channels are averaged (a mono
+    downmix of the magnitudes) and every frame counts once; standard
+    deviations are floored at 1e-4 of the largest so that silent bins do
+    not blow up the scale.
+
+    Args:
+        dataset: ``tf.data`` of magnitudes ``(..., frames, bins, channels)``
+            or of ``(magnitude, targets)`` pairs (the mixture is used), e.g.
+            ``data.to_spectrogram_pairs`` of the training tracks read in
+            order without augmentation.
+        max_batches: stop after this many elements; None reads them all.
+
+    Returns:
+        ``(mean, std)``: float64 arrays of ``bins`` values.
+
+    Example:
+
+    >>> import numpy as np, tensorflow as tf
+    >>> x = np.stack([np.full((3, 4, 2), v, "float32") for v in (1.0, 3.0)])
+    >>> mean, std = input_statistics(tf.data.Dataset.from_tensor_slices(x))
+    >>> mean.tolist(), std.tolist()
+    ([2.0, 2.0, 2.0, 2.0], [1.0, 1.0, 1.0, 1.0])
+    """
+    count, mean, m2 = 0, None, None
+    for index, element in enumerate(dataset):
+        if max_batches is not None and index >= max_batches:
+            break
+        magnitude = element[0] if isinstance(element, (tuple, list)) else element
+        frames = tf.reduce_mean(tf.cast(magnitude, tf.float64), axis=-1).numpy()
+        frames = frames.reshape(-1, frames.shape[-1])
+        if not frames.size:
+            continue
+        # Chan et al.'s pairwise update of the mean and the sum of squared deviations.
+        batch_mean = frames.mean(axis=0)
+        batch_m2 = ((frames - batch_mean) ** 2).sum(axis=0)
+        if mean is None:
+            count, mean, m2 = len(frames), batch_mean, batch_m2
+            continue
+        total = count + len(frames)
+        delta = batch_mean - mean
+        mean = mean + delta * len(frames) / total
+        m2 = m2 + batch_m2 + delta ** 2 * count * len(frames) / total
+        count = total
+    if mean is None:
+        raise ValueError("the dataset holds no frames to compute statistics from")
+    std = np.sqrt(m2 / count)
+    return mean, np.maximum(std, 1e-4 * std.max())
 
 
 def inference_mode_batch_norm(model):
