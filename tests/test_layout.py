@@ -33,6 +33,7 @@ RANKS = {
     "separation": 4,
     "evaluation": 5,
     "export": 5,
+    "ddsp_export": 5,
     "plotting": 5,
     "recipes": 5,
     "cli": 6,
