@@ -234,7 +234,6 @@ def _evaluate(args):
 
 def _timbre_transfer(args):
     import keras
-    import numpy as np
 
     from keras_sep import audio
     from keras_sep.data import audio_features
