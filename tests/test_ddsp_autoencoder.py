@@ -124,3 +124,18 @@ def test_mfcc_matches_numpy():
     reference = scipy.fft.dct(log_mel, type=2, axis=-1)[:, :count] / np.sqrt(2 * bins)
     out = MFCC(RATE, step, count, fft, bins)(audio[..., None]).numpy()[0]
     np.testing.assert_allclose(out, reference, rtol=1e-3, atol=1e-3)
+
+
+def test_mixed_precision_keeps_the_synthesis_in_float32():
+    model = ddsp_autoencoder(noise_seed=2, **SMALL)
+    controls = _controls()
+    expected = model(controls).numpy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        mixed = ddsp_autoencoder(noise_seed=2, **SMALL)
+        mixed.set_weights(model.get_weights())
+        out = mixed(controls)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert out.dtype == "float32" and mixed.get_layer("decoder_gru").compute_dtype == "float16"
+    np.testing.assert_allclose(out.numpy(), expected, atol=0.02 * np.abs(expected).max())
