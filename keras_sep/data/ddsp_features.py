@@ -118,12 +118,12 @@ def cut_examples(features, example_frames, hop_frames, frame_step):
     """Stack windows of ``example_frames`` frames every ``hop_frames``: a dict
     of ``(examples, frames or samples)`` arrays (none for a short file)."""
     frames = len(features["f0_hz"])
-    starts = range(0, frames - example_frames + 1, hop_frames)
+    starts = list(range(0, frames - example_frames + 1, hop_frames))
     out = {}
     for key in FEATURE_KEYS:
         step = frame_step if key == "audio" else 1
-        out[key] = np.stack([features[key][s * step : (s + example_frames) * step] for s in starts]) \
-            if len(starts) else np.zeros((0, example_frames * step), np.float32)
+        windows = [features[key][s * step : (s + example_frames) * step] for s in starts]
+        out[key] = np.stack(windows) if windows else np.zeros((0, example_frames * step), np.float32)
     return out
 
 
