@@ -305,6 +305,41 @@ def _evaluate(args):
     return 0
 
 
+def _timbre_transfer(args):
+    import keras
+
+    from keras_sep import audio
+    from keras_sep.data import audio_features
+    from keras_sep.models import DDSPAutoencoder
+
+    if not (math.isfinite(args.pitch_shift) and math.isfinite(args.loudness_shift)):
+        _fail(f"--pitch-shift and --loudness-shift must be finite, got {args.pitch_shift:g}, {args.loudness_shift:g}")
+        return 2
+    try:
+        model = keras.models.load_model(args.model)
+        if not isinstance(model, DDSPAutoencoder):
+            raise ValueError(f"not a DDSPAutoencoder but a {type(model).__name__}")
+    except Exception as error:  # whatever a user's model file makes Keras raise, on one line
+        _fail(error, args.model)
+        return 2
+    try:
+        waveform, _ = audio.load(args.input, sample_rate=model.sample_rate)
+        if len(waveform) < model.frame_step:
+            raise ValueError(f"shorter than one frame ({model.frame_step} samples at {model.sample_rate} Hz)")
+        features = audio_features(waveform, model.sample_rate, model.frame_step)
+        inputs = {"f0_hz": features["f0_hz"] * 2.0 ** (args.pitch_shift / 12.0),
+                  "loudness_db": features["loudness_db"] + args.loudness_shift}
+        if model.z_units is not None:
+            inputs["audio"] = features["audio"]
+        output = model.predict({k: v[None, :, None].astype("float32") for k, v in inputs.items()}, verbose=0)
+        audio.save(args.output, output[0], model.sample_rate)  # written whole or not at all
+    except (audio.AudioError, OSError, ValueError) as error:
+        _fail(error, args.input)
+        return 1
+    print(f"wrote {args.output}")
+    return 0
+
+
 def _model_help(default=True):
     from keras_sep import pretrained
 
@@ -460,6 +495,18 @@ def build_parser():
     sb.add_argument("--overwrite", action="store_true",
                     help="separate tracks again whose stems all exist (default: skip them)")
     sb.set_defaults(func=_separate_beam, pipeline_args=[])
+
+    tt = commands.add_parser(
+        "timbre-transfer", parents=[common], help="play a melody with a trained DDSP model's instrument"
+    )
+    tt.add_argument("input", metavar="INPUT", help="audio file of a monophonic melody (voice, instrument)")
+    tt.add_argument("-m", "--model", required=True, help="a DDSPAutoencoder .keras file")
+    tt.add_argument("-o", "--output", required=True, help="output audio file (wav, flac, ...)")
+    tt.add_argument("--pitch-shift", type=float, default=0.0, metavar="SEMITONES",
+                    help="shift the melody's f0, e.g. -12 to bring a voice down an octave (default: 0)")
+    tt.add_argument("--loudness-shift", type=float, default=0.0, metavar="DB",
+                    help="add to the melody's loudness (default: 0)")
+    tt.set_defaults(func=_timbre_transfer)
     return parser
 
 

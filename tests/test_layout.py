@@ -35,6 +35,7 @@ RANKS = {
     "evaluation": 5,
     "export": 5,
     "litert": 5,
+    "ddsp_export": 5,
     "plotting": 5,
     "recipes": 5,
     "beam": 5,

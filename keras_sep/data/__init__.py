@@ -8,6 +8,7 @@ a spectrogram separator's ``(input, targets)``.
 """
 from keras_sep.data.augment import random_channel_swap, random_gain, recompute_mixture
 from keras_sep.data.bach import bach_chorales
+from keras_sep.data.ddsp_features import audio_features, ddsp_dataset, to_model_inputs
 from keras_sep.data.dataset import batch, group_targets, stems_dataset, store_dataset
 from keras_sep.data.musdb_dataset import musdb_dataset, musdb_tracks
 from keras_sep.data.pitch import track_pitch
@@ -18,8 +19,10 @@ from keras_sep.data.stems import StemStore, find_tracks
 __all__ = [
     "SoundFontRenderer",
     "StemStore",
+    "audio_features",
     "bach_chorales",
     "batch",
+    "ddsp_dataset",
     "find_tracks",
     "group_targets",
     "musdb_dataset",
@@ -30,6 +33,7 @@ __all__ = [
     "spectrogram_settings",
     "stems_dataset",
     "store_dataset",
+    "to_model_inputs",
     "to_spectrogram_pairs",
     "track_pitch",
 ]

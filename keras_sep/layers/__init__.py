@@ -17,3 +17,4 @@ from keras_sep.layers.cross_occlusion import CrossOcclusion  # noqa: E402,F401
 from keras_sep.layers.harmonic_synth import HarmonicSynth  # noqa: E402,F401
 from keras_sep.layers.filtered_noise import FilteredNoise  # noqa: E402,F401
 from keras_sep.layers.reverb import Reverb  # noqa: E402,F401
+from keras_sep.layers.mfcc import MFCC  # noqa: E402,F401
