@@ -109,7 +109,17 @@ def test_five_stems_softmax_model_separates_like_spleeter(weights_dir):
             snr = snr_db(data[name], stems[name])
             print(f"5stems fast={fast} {name}: {snr:.1f} dB")
             assert snr >= 60
-    # Five Wiener-filtered sources and the default overlapping chunks run too.
+    # Five Wiener-filtered sources: Spleeter's --mwf (norbert on the whole
+    # song) over the Keras layers' estimates, within float32 rounding.
+    from test_wiener import whole_song_mwf
+
+    expected = whole_song_mwf(model, data["mixture"])
+    filtered = Separator(model, chunking="spleeter", mwf=True).separate(data["mixture"], sample_rate=44100)
+    for name in INSTRUMENTS["5stems"]:
+        snr = snr_db(expected[name], filtered[name])
+        print(f"5stems --mwf {name}: {snr:.1f} dB")
+        assert snr >= 60 and snr_db(expected[name], stems[name]) < 40  # the filter matters
+    # The default overlapping chunks run too.
     filtered = Separator(model, mwf=True).separate(data["mixture"], sample_rate=44100)
     assert sorted(filtered) == sorted(INSTRUMENTS["5stems"])
     assert all(np.isfinite(v).all() and v.shape == data["mixture"].shape for v in filtered.values())
