@@ -220,3 +220,44 @@ def test_softmax_model_round_trips_through_a_keras_file(tmp_path):
     np.testing.assert_allclose(sum(np.asarray(v) for v in after.values()), x, rtol=1e-5)
     with pytest.raises(ValueError, match="mask_activation must be one of .* got 'tanh'"):
         UNetSeparator(mask_activation="tanh")
+
+
+@pytest.mark.parametrize("count,timed,most", [(2, ["1", "4"], 4), (4, ["1", "2"], 2), (5, None, 1)])
+def test_chunks_in_flight_per_call_shrink_with_the_stem_count(tmp_path, monkeypatch, count, timed, most):
+    """Each chunk in flight holds every instrument's feature maps: the batch
+    size timing offers at most 8 U-Nets per call (4 stems: 2 chunks; 5
+    stems: one, untimed), and separate() on an array never feeds more."""
+    from keras_sep.inference import autotune
+    from keras_sep.models import UNetSeparator, WaveformSeparator
+
+    monkeypatch.setenv("KERAS_SEP_TUNE", "1")
+    offered = []
+
+    def largest(signature, candidates, inputs, default, *args, **kwargs):
+        if not signature.startswith("separator.batch"):
+            return default  # the plan's operator forms: untimed
+        offered.append(sorted(candidates, key=int))
+        return max(candidates, key=int)
+
+    monkeypatch.setattr(autotune, "choose", largest)
+    names = [f"s{i}" for i in range(count)]
+    net = UNetSeparator(names, filters=(4, 8), bins=32, frames=32, encoder_activation="elu",
+                        decoder_activation="elu", mask_activation="softmax" if count == 5 else "sigmoid")
+    sep = Separator(WaveformSeparator(net, sample_rate=8000, frame_length=128, frame_step=32, overlap_frames=8))
+    fed = []
+    pipeline = sep._pipelines.pipeline
+
+    def recording(batch):
+        run = pipeline(batch)
+
+        def counted(segments, weights):
+            fed.append(len(segments))
+            return run(segments, weights)
+
+        return counted
+
+    sep._pipelines.pipeline = recording
+    stems = sep.separate(np.random.default_rng(0).uniform(-0.5, 0.5, (12000, 2)).astype(np.float32), sample_rate=8000)
+    assert sorted(stems) == sorted(names)
+    assert offered == ([timed] if timed else [])
+    assert sep.batch_size == most and max(fed) == most and len(fed) > 1
