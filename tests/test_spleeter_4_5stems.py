@@ -98,6 +98,7 @@ def test_four_stems_preset_loads_unverified_files_and_separates_like_spleeter(we
         assert snr_db(data[f"mwf_{name}"], data[name]) < 40  # the filter matters
 
 
+@pytest.mark.slow
 def test_five_stems_softmax_model_separates_like_spleeter(weights_dir):
     model = spleeter_model("5stems", weights_dir)
     assert model.spectrogram_model.mask_activation == "softmax"
