@@ -79,6 +79,34 @@ def test_plan_follows_a_changed_order_in_a_unet_separator():
         assert_plan_equals_model(net, fuse_steps=fuse_steps)
 
 
+@pytest.mark.parametrize("jit_compile", [True, False])
+def test_plan_shares_logits_out_by_a_softmax_across_instruments(jit_compile):
+    """Spleeter's 5-stem head: linear heads whose logits one softmax across
+    the instruments turns into masks that add up to one."""
+    net = randomise(UNetSeparator(("a", "b", "c"), filters=(4, 8), bins=16, frames=16, encoder_activation="elu",
+                                  decoder_activation="elu", mask_activation="softmax"), seed=5)
+    plan = assert_plan_equals_model(net, jit_compile=jit_compile)
+    assert plan.mask_activation == "softmax"
+    x = np.random.default_rng(1).uniform(0, 2, (1, 16, 16, 2)).astype("float32")
+    np.testing.assert_allclose(sum(np.asarray(v) for v in plan(x).values()), x, rtol=1e-5)
+
+
+def test_plan_checks_a_wrong_softmax_head_on_the_probe(monkeypatch):
+    """A plan that took the softmax heads for sigmoid ones is off by order
+    one on the probe and refuses to be made."""
+    net = UNetSeparator(("a", "b"), filters=(4, 8), bins=16, frames=16, mask_activation="softmax")
+    original = plan_module.read_unet
+
+    def as_sigmoid(model):
+        import dataclasses
+
+        return dataclasses.replace(original(model), mask_activation="sigmoid")
+
+    monkeypatch.setattr(plan_module, "read_unet", as_sigmoid)
+    with pytest.raises(ValueError, match="differs from the Keras model"):
+        UNetInference(net, jit_compile=False)
+
+
 def unknown_activation(net):
     block = next(layer for layer in net.layers if isinstance(layer, Conv2DTransposeBlock))
     block.activation = "gelu"
@@ -101,16 +129,22 @@ def tanh_mask():
     return net
 
 
+def partial_softmax():
+    from keras_sep.models.unet_separator import _InstrumentSoftmax
+
+    net = UNetSeparator(("a", "b", "c"), filters=(4, 8), bins=16, frames=16, mask_activation="softmax")
+    inputs = net.inputs[0]
+    masks = _InstrumentSoftmax()([net.get_layer(f"{name}_mask").output for name in ("a", "b", "c")])
+    return keras.Model(inputs, {name: keras.layers.Multiply()([masks[i], inputs]) for i, name in ((0, "a"), (2, "c"))})
+
+
 REFUSED = {
     "unknown activation": (lambda: unknown_activation(UNetSeparator(filters=(4, 8), bins=16, frames=16)), "'gelu'"),
     "extra layer": (extra_layer, "found Activation"),
     "mask activation": (tanh_mask, "'tanh'"),
     "mixed precision": (None, "float16"),
-    # Spleeter's 5-stem head: logits shared out by a softmax across instruments.
-    "softmax across instruments": (
-        lambda: UNetSeparator(("a", "b", "c"), filters=(4, 8), bins=16, frames=16, mask_activation="softmax"),
-        "found _InstrumentSoftmax",
-    ),
+    # A softmax across three instruments' logits of which only two are outputs.
+    "softmax over a missing output": (lambda: partial_softmax(), "spans 3 logits, read at [0, 2]"),
     "not functional": (lambda: keras.Sequential([keras.layers.Dense(2)]), "one input and a dict of outputs"),
 }
 

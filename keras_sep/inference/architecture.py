@@ -6,7 +6,8 @@ accepts exactly the arrangement the plan can compute: per output, a chain of
 chain of :class:`~keras_sep.layers.Conv2DTransposeBlock` decoders, each
 optionally followed by a concatenation ``[encoder convolution, decoder
 output]`` that mirrors the encoder, a "same" ``Conv2D`` mask head with a
-sigmoid, and the mask times the input. Each block's order (batch norm before
+sigmoid (or linear logits that one softmax across all instruments shares
+out, Spleeter's 5-stem head), and the mask times the input. Each block's order (batch norm before
 or after the activation), activation, batch norm and bias come from the
 layer's own configuration, never from its name. Anything else (another
 layer, another wiring, an option the plan does not compute) is refused with
@@ -19,6 +20,9 @@ import keras
 from keras_sep.layers._block_utils import ORDERS, make_activation
 from keras_sep.layers.conv_block import Conv2DBlock
 from keras_sep.layers.conv_transpose_block import Conv2DTransposeBlock
+# The softmax-across-instruments layer is private to the separator that
+# builds it; the plan recognises it by its class, never by its name.
+from keras_sep.models.unet_separator import _InstrumentSoftmax
 
 
 class Unsupported(Exception):
@@ -67,8 +71,11 @@ class UNetArchitecture:
             the raw convolution of the mirrored encoder stage.
         raw_bottom: whether the first decoder reads the last encoder's raw
             convolution (else its block output).
-        masks: ``{instrument: Conv2D}``, the sigmoid mask heads.
+        masks: ``{instrument: Conv2D}``, the mask heads.
         input_shape: the model input's ``(frames, bins, channels)``.
+        mask_activation: ``"sigmoid"`` (each head's own) or ``"softmax"``
+            (linear heads whose logits a softmax across all instruments
+            turns into masks).
     """
 
     instruments: tuple
@@ -79,6 +86,7 @@ class UNetArchitecture:
     raw_bottom: bool
     masks: dict
     input_shape: tuple
+    mask_activation: str = "sigmoid"
 
     @property
     def stages(self):
@@ -123,11 +131,11 @@ def _block(layer, kind):
     return Block(layer, step)
 
 
-def _mask_head(layer):
+def _mask_head(layer, activation):
     if type(layer) is not keras.layers.Conv2D:
         raise Unsupported(f"expected the Conv2D mask head, found {type(layer).__name__} {layer.name!r}")
     config = layer.get_config()
-    wanted = {"activation": "sigmoid", "padding": "same", "strides": (1, 1), "data_format": "channels_last",
+    wanted = {"activation": activation, "padding": "same", "strides": (1, 1), "data_format": "channels_last",
               "groups": 1, "use_bias": True}
     got = {key: tuple(config[key]) if key == "strides" else config.get(key) for key in wanted}
     if got != wanted:
@@ -143,8 +151,13 @@ def _one_unet(output, model_input):
     if type(layer) is not keras.layers.Multiply or len(inputs) != 2 or sum(t is model_input for t in inputs) != 1:
         raise Unsupported(f"the output should be a mask times the input, found {type(layer).__name__} {layer.name!r}")
     mask = next(t for t in inputs if t is not model_input)
-    head, inputs, _ = _producer(mask)
-    head = _mask_head(head)
+    head, inputs, index = _producer(mask)
+    softmax = None
+    if type(head) is _InstrumentSoftmax:
+        # Logits of this U-Net are the softmax's input at its output's index.
+        softmax = (head, index, len(inputs))
+        head, inputs, _ = _producer(inputs[index])
+    head = _mask_head(head, "sigmoid" if softmax is None else "linear")
     (x,) = inputs  # a Conv2D has one
     decoders, joins, skips = [], [], []
     while True:
@@ -189,7 +202,21 @@ def _one_unet(output, model_input):
         layer, _, index = _producer(skip)
         if index != 1 or layer is not encoders[stages - 2 - stage].layer:
             raise Unsupported(f"decoder stage {stage} joins {layer.name!r} output {index}, not the mirrored encoder")
-    return encoders, decoders, tuple(joins), raw_bottom, head
+    return encoders, decoders, tuple(joins), raw_bottom, head, softmax
+
+
+def _check_softmax(softmaxes, count):
+    """The mask activation, after checking that either no output or every
+    output reads one shared softmax, each at its own index, and that the
+    softmax spans exactly these outputs' logits."""
+    if all(s is None for s in softmaxes):
+        return "sigmoid"
+    if any(s is None for s in softmaxes) or len({id(s[0]) for s in softmaxes}) != 1:
+        raise Unsupported("some outputs share a softmax across instruments and others do not")
+    indices = sorted(s[1] for s in softmaxes)
+    if indices != list(range(count)) or softmaxes[0][2] != count:
+        raise Unsupported(f"the softmax across instruments spans {softmaxes[0][2]} logits, read at {indices}")
+    return "softmax"
 
 
 def read_unet(model):
@@ -220,9 +247,10 @@ def read_unet(model):
     if not isinstance(outputs, dict) or not inputs or len(inputs) != 1:
         raise Unsupported("the plan needs a functional model with one input and a dict of outputs")
     (model_input,) = model.inputs
-    encoders, decoders, masks, shapes = {}, {}, {}, set()
+    encoders, decoders, masks, shapes, softmaxes = {}, {}, {}, set(), []
     for name, output in outputs.items():
-        encoders[name], decoders[name], joins, raw_bottom, masks[name] = _one_unet(output, model_input)
+        encoders[name], decoders[name], joins, raw_bottom, masks[name], softmax = _one_unet(output, model_input)
+        softmaxes.append(softmax)
         blocks = encoders[name] + decoders[name]
         shapes.add((
             joins, raw_bottom, tuple(b.step for b in blocks), tuple(tuple(b.kernel.shape) for b in blocks),
@@ -230,6 +258,7 @@ def read_unet(model):
         ))
     if len(shapes) != 1:
         raise Unsupported("the outputs' U-Nets differ in arrangement, steps or kernel shapes")
+    mask_activation = _check_softmax(softmaxes, len(outputs))
     (shape,) = shapes
     strides = shape[-1]
     if len(strides) != 1 or len(set(next(iter(strides)))) != 1:
@@ -243,4 +272,5 @@ def read_unet(model):
         raw_bottom=raw_bottom,
         masks=masks,
         input_shape=tuple(model_input.shape[1:]),
+        mask_activation=mask_activation,
     )

@@ -14,6 +14,8 @@ and computes ``model(x, training=False)`` with:
 * all instruments' first convolution as one (they read the same input);
 * the mask head (a dilated convolution with one input channel, the slowest
   layer of the Keras graph per FLOP) as shifted slices fused by XLA;
+* a softmax across instruments (Spleeter's 5-stem head) as one fused
+  step after all heads, which then give logits;
 * with XLA, the last transposed convolution (one output channel) as a 1×1
   matrix product whose shifted sums
   (:func:`keras_sep.inference.kernels.conv2d_transpose_from_taps`) fuse
@@ -139,6 +141,7 @@ class UNetInference:
         self.strides = arch.strides
         self.joins = arch.joins
         self.raw_bottom = arch.raw_bottom
+        self.mask_activation = arch.mask_activation
         self.jit_compile = bool(jit_compile)
         self.forms = chosen = choose_forms(arch, dtype, self.jit_compile, tune_input_shape, forms or {})
         self.plans = {}
@@ -164,6 +167,7 @@ class UNetInference:
             tuple(int(v) for v in arch.masks[self.instruments[0]].dilation_rate),
             first_plan[1][-1][1].shape[:2] if chosen["decoder"][-1] == "head" else None,
         )
+        self.share_out = self._share_out() if self.mask_activation == "softmax" else None
         # The element-wise steps between convolutions (bias, activation,
         # batch norm, skip concatenation) as one XLA fusion each: one pass
         # over the feature map instead of three or four. In bfloat16 that
@@ -262,9 +266,21 @@ class UNetInference:
                 y = conv2d_by_shifts(x, kernel, dilation)
             else:
                 y = tf.nn.conv2d(x, kernel, 1, "SAME", dilations=dilation)
+            if self.mask_activation == "softmax":
+                return y + bias  # logits, shared out in _share_out
             return tf.sigmoid(y + bias) * magnitude
 
         return tf.function(head, jit_compile=True, autograph=False) if self.jit_compile else head
+
+    def _share_out(self):
+        """Softmax across instruments of the heads' logits, times the
+        magnitude: one XLA fusion with ``jit_compile``."""
+
+        def share(logits, magnitude):
+            masks = tf.nn.softmax(tf.stack(logits, axis=-1), axis=-1)
+            return [mask * magnitude for mask in tf.unstack(masks, num=len(logits), axis=-1)]
+
+        return tf.function(share, jit_compile=True, autograph=False) if self.jit_compile else share
 
     def __call__(self, magnitude):
         magnitude = tf.convert_to_tensor(magnitude, tf.float32)
@@ -277,7 +293,10 @@ class UNetInference:
             shares = [(first, i * width, (i + 1) * width) for i in range(len(self.instruments))]
         else:
             shares = [(share, 0, width) for share in tf.split(first, len(self.instruments), axis=-1)]
-        return {name: self._unet(name, magnitude, share) for name, share in zip(self.instruments, shares)}
+        outputs = [self._unet(name, magnitude, share) for name, share in zip(self.instruments, shares)]
+        if self.share_out is not None:
+            outputs = self.share_out(outputs, magnitude)
+        return dict(zip(self.instruments, outputs))
 
     def _unet(self, name, magnitude, first):
         encoders, decoders, (mask_kernel, mask_bias) = self.plans[name]

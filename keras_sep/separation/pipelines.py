@@ -10,6 +10,25 @@ import numpy as np
 
 # Chunks per network call that ``batch_size=None`` chooses from, by timing.
 BATCH_CANDIDATES = (1, 4)
+# U-Nets per network call beyond which more chunks per call cost memory
+# and save next to no time: each chunk in flight held about 50 MB per
+# instrument in a 4-stem Spleeter separation, and 4 chunks per call took
+# 2 % less CPU time than 2 (two AVX-512 cores; 2 chunks 7 % less than 1).
+MAX_UNETS_PER_CALL = 8
+
+
+def batch_candidates(instruments):
+    """The chunks per call that :meth:`Pipelines.tuned_batch_size` times
+    for a model of ``instruments`` outputs: :data:`BATCH_CANDIDATES`, none
+    above :data:`MAX_UNETS_PER_CALL` U-Nets per call.
+
+    Example:
+
+    >>> batch_candidates(2), batch_candidates(4), batch_candidates(5)
+    ((1, 4), (1, 2), (1,))
+    """
+    most = max(1, MAX_UNETS_PER_CALL // int(instruments))
+    return tuple(sorted({min(batch, most) for batch in BATCH_CANDIDATES}))
 
 
 def has_plan(net):
@@ -151,20 +170,21 @@ class Pipelines(Mapping):
         return getattr(self._networks.get(batch), "forms", None)
 
     def tuned_batch_size(self):
-        """The faster of :data:`BATCH_CANDIDATES` chunks per call on this
+        """The fastest of :func:`batch_candidates` chunks per call on this
         machine (timed once, then cached); 1 without a plan or with timing off."""
         from keras_sep.inference import autotune
 
         model = self.model
         net = model.spectrogram_model
-        if not (self.fast and has_plan(net) and autotune.enabled()):
+        batches = batch_candidates(len(model.instruments))
+        if len(batches) == 1 or not (self.fast and has_plan(net) and autotune.enabled()):
             return 1
-        count = max(BATCH_CANDIDATES)
+        count = max(batches)
         # Every candidate separates the same chunks, in count / b calls; its
         # plan is made only if the timing runs (not when the choice is cached).
         candidates = {
             str(b): (lambda s, w, b=b: [self.pipeline(b)(s[i : i + b], w[i : i + b]) for i in range(0, count, b)])
-            for b in BATCH_CANDIDATES
+            for b in batches
         }
 
         def inputs():
@@ -177,7 +197,7 @@ class Pipelines(Mapping):
             f"separator.batch:{type(net).__name__}:{len(model.instruments)}x{model.chunk_frames}x{net.bins}x{net.channels}"
             f":filters={'-'.join(map(str, net.filters))}:frame={model.frame_length}/{model.frame_step}:{self.precision}"
         )
-        sizes = " and ".join(map(str, BATCH_CANDIDATES))
+        sizes = " and ".join(map(str, batches))
         note = f"timing {sizes} chunks per network call on this machine (once, cached in {autotune.table_path()})"
         kept = set(self._compiled) | set(self._networks)  # made before the timing (a file's one chunk per call)
         choice = int(autotune.choose(signature, candidates, inputs, "1", rounds=3, compiled=True, note=note))
