@@ -75,3 +75,17 @@ def test_tune_in_bfloat16_makes_no_export(model_file, tune_env, capsys):
     assert cli.main(["tune", "-m", model_file, "--precision", "bfloat16"]) == 0
     assert "LiteRT export" not in capsys.readouterr().out
     assert litert_cache.cached_export(model_file) is None
+
+
+def test_auto_checks_the_cached_export_once_per_run(model_file, tune_env, tmp_path, monkeypatch):
+    pytest.importorskip("ai_edge_litert")
+    from keras_sep import pretrained
+
+    assert cli.main(["tune", "-m", model_file]) == 0
+    hashed = []
+    real = pretrained.sha256
+    monkeypatch.setattr(pretrained, "sha256", lambda path, *a, **k: hashed.append(str(path)) or real(path, *a, **k))
+    assert cli.main(["separate", tune_env, "-m", model_file, "-o", str(tmp_path / "out")]) == 0
+    assert os.path.isfile(tmp_path / "out" / "song" / "vocals.wav")
+    assert len([p for p in hashed if p.endswith(".tflite")]) == 1
+    assert not _cli_engine._checked
