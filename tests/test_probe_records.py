@@ -51,7 +51,7 @@ def test_a_passed_check_is_recorded_and_skipped_next_time(recording, tmp_path):
     assert record["passed"] is True and 0 <= record["error"] < plan.PROBE_TOLERANCE["float32"]
 
 
-def test_other_weights_forms_or_options_are_checked_again(recording, tmp_path):
+def test_other_weights_forms_options_or_versions_are_checked_again(recording, tmp_path, monkeypatch):
     net = small_net(1)
     inference_plan(net, jit_compile=False)
     inference_plan(net, jit_compile=False, forms={"decoder": "native"})
@@ -62,6 +62,11 @@ def test_other_weights_forms_or_options_are_checked_again(recording, tmp_path):
     net.weights[0].assign(net.weights[0].numpy() + 1.0)  # the same model, changed in place
     inference_plan(net, jit_compile=False)
     assert len(recording) == 5
+    import keras_sep
+
+    monkeypatch.setattr(keras_sep, "__version__", "0.0.0-other")  # other layers' code
+    inference_plan(net, jit_compile=False)
+    assert len(recording) == 6
 
 
 def test_a_corrupt_or_foreign_record_is_checked_again(recording, tmp_path, caplog):

@@ -6,7 +6,8 @@ For the Spleeter U-Nets that check is 1.4 s of the 1.7 s of CPU the plan
 takes to make, a fifth of a fresh ``keras-sep separate`` process of a
 short clip, and its answer only depends on what the key below holds: the
 model's configuration and weights, the plan's forms and options, the
-code that computes the plan, and the machine (processor, TensorFlow).
+code that computes the plan (and the versions of keras_sep and Keras, for
+the layers it is compared with), and the machine (processor, TensorFlow).
 So a passed check is recorded in the cache (``$KERAS_SEP_CACHE/probes/``,
 one small file per key) and a later process with the same key skips it.
 An entry that cannot be read, or does not hold its own key, is removed and
@@ -60,7 +61,15 @@ def key(model, **options):
     False
     """
     digest = hashlib.sha256()
-    config = {"model": model.get_config(), "options": options, "machine": autotune.machine_key(), "code": _code_digest()}
+    import keras
+
+    import keras_sep
+
+    # The Keras layers the plan is compared with are code too: their
+    # package versions stand for them.
+    versions = {"keras_sep": keras_sep.__version__, "keras": keras.__version__}
+    config = {"model": model.get_config(), "options": options, "machine": autotune.machine_key(),
+              "code": _code_digest(), "versions": versions}
     digest.update(json.dumps(config, sort_keys=True, default=repr).encode())
     for weight in model.weights:
         value = np.ascontiguousarray(weight.numpy())
