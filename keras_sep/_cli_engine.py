@@ -19,6 +19,11 @@ ENGINES = ("auto", "tensorflow", "litert")
 # LiteRT (benchmarks/engine_crossover.py; docs/performance.md).
 AUTO_LITERT_SECONDS = 120.0
 
+# {model: export folder} that choose() has just checked for the run that
+# follows: checking hashes the whole .tflite (0.1 s for Spleeter's 79 MB,
+# 7 % of a short LiteRT run), which litert_separator() need not do twice.
+_checked = {}
+
 
 def is_litert_export(model):
     """Whether ``model`` (the ``-m`` value) names a LiteRT export."""
@@ -78,10 +83,11 @@ def choose(args, paths):
         seconds = _seconds(paths, args.offset, args.duration)
         if seconds > AUTO_LITERT_SECONDS:
             reason = f"{seconds:.0f} s of audio (LiteRT up to {AUTO_LITERT_SECONDS:.0f} s)"
-        elif cache.cached_export(args.model) is None:
-            reason = "no LiteRT export of the model in the cache yet (made by --engine litert)"
+        elif (path := cache.cached_export(args.model)) is None:
+            reason = "no LiteRT export of the model in the cache yet (made by keras-sep tune or --engine litert)"
         else:
             logger.debug("engine: litert (%.1f s of audio, cached export)", seconds)
+            _checked[os.fspath(args.model)] = path
             return "litert"
     logger.debug("engine: tensorflow (%s)", reason)
     return "tensorflow"
@@ -96,20 +102,54 @@ def litert_separator(args, load):
 
     if is_litert_export(args.model):
         return _started(LiteRTSeparator, args.model, args.chunking)
-    path = cache.cached_export(args.model)
+    path = _checked.pop(os.fspath(args.model), None) or cache.cached_export(args.model)
     if path is None:
         separator = load()
         if separator is None:
             return None
         from keras_sep import export
 
-        logger.info("converting %s to LiteRT once (kept in the cache for later runs)", args.model)
-        path = cache.store(args.model, lambda folder, source: export.export_litert(separator, folder, source=source))
+        path = _convert(args.model, separator)
         if path is None:  # weights without a key: convert for this run only
             import tempfile
 
             path = export.export_litert(separator, tempfile.mkdtemp(prefix="keras_sep_litert_"))
     return _started(LiteRTSeparator, path, args.chunking)
+
+
+def _convert(model, separator):
+    """Convert the loaded ``separator`` of ``model`` into the cache; its folder,
+    or None where the weights have no key to file it under."""
+    from keras_sep import export
+    from keras_sep.litert import cache
+
+    logger.info("converting %s to LiteRT once (kept in the cache for later runs)", model)
+    return cache.store(model, lambda folder, source: export.export_litert(separator, folder, source=source))
+
+
+def prepare_export(model, separator):
+    """The cached LiteRT export of ``model`` that ``--engine auto`` runs short
+    inputs with, made from the loaded ``separator`` (float32) where it is
+    missing, stale or corrupt: what ``keras-sep tune`` prepares once per
+    machine and model, so that the next ``separate`` starts without
+    TensorFlow. None where it cannot be made (the runtime is not
+    installed, the weights have no key, the network does not convert:
+    logged)."""
+    if importlib.util.find_spec("ai_edge_litert") is None:
+        logger.info("no LiteRT export prepared: ai-edge-litert is not installed")
+        return None
+    from keras_sep.litert import cache
+
+    path = cache.cached_export(model)
+    if path is not None or cache.source_key(model) is None:
+        return path
+    try:
+        return _convert(model, separator)
+    except (OSError, ValueError) as error:
+        from keras_sep.audio import one_line
+
+        logger.warning("no LiteRT export prepared for %s: %s", model, one_line(error))
+        return None
 
 
 def _started(runner, path, chunking):

@@ -265,6 +265,10 @@ def _tune(args):
     else:
         for part, forms in plan["forms"].items():
             print(f"{part} forms: {' '.join(forms)}")
+    if args.precision == "float32":  # what --engine auto runs short inputs with
+        export = _engine.prepare_export(args.model, separator)
+        if export is not None:
+            print(f"LiteRT export: {export}")
     return 0
 
 
@@ -452,7 +456,8 @@ def build_parser():
 
     tune = commands.add_parser(
         "tune", parents=[common],
-        help="time this machine's operator forms and batch size now (otherwise done at the first separation)",
+        help="time this machine's operator forms and batch size now (otherwise a few seconds of it per separation)"
+        " and make the LiteRT export that --engine auto runs short inputs with",
     )
     tune.add_argument("-m", "--model", default=DEFAULT_MODEL, help=_model_help())
     tune.add_argument("--precision", choices=PRECISIONS, default="float32")

@@ -19,6 +19,9 @@ def tuning(tmp_path, monkeypatch):
     """Timing on, with a cache of its own."""
     monkeypatch.setenv("KERAS_SEP_TUNE", "1")
     monkeypatch.setenv("KERAS_SEP_CACHE", str(tmp_path))
+    # No budget: these tests time real candidates, and their timings add up
+    # over the session (tests/test_autotune_budget.py tests the budget).
+    monkeypatch.setattr(autotune, "_budget", autotune._Budget(limit=float("inf")))
     return tmp_path
 
 

@@ -11,7 +11,15 @@ version), so later runs start with the answer.
 
 ``KERAS_SEP_TUNE=0`` turns the timing off: every layer then takes the
 caller's default form.
+
+Timing every layer of the Spleeter U-Nets takes 15-20 s on two cores, and
+gains 10-15 % of the network's time: a first run would pay more than it
+saves. So one process times for at most :data:`BUDGET_SECONDS`
+(``KERAS_SEP_TUNE_BUDGET`` overrides it); the layers left over keep their
+default forms for that run and are timed by later runs, a few seconds
+each, or all at once inside :func:`unlimited` (``keras-sep tune``).
 """
+import contextlib
 import hashlib
 import json
 import logging
@@ -30,6 +38,53 @@ logger = logging.getLogger(__name__)
 # A candidate must beat the default by this factor to replace it: layer
 # timings wobble by a few per cent on a shared machine.
 MARGIN = 0.97
+
+# Seconds of timing one process spends at most (see the module's docstring).
+BUDGET_SECONDS = 3.0
+
+
+class _Budget:
+    """The timing one process has spent, against its limit (None: the
+    environment's or :data:`BUDGET_SECONDS`; inf: no limit)."""
+
+    def __init__(self, limit=None, clock=time.perf_counter):
+        self.limit, self.clock = limit, clock
+        self.spent, self.timed, self.deferred, self.announced = 0.0, 0, 0, False
+
+    def seconds(self):
+        if self.limit is not None:
+            return self.limit
+        value = os.environ.get("KERAS_SEP_TUNE_BUDGET")
+        if value is None:
+            return BUDGET_SECONDS
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            raise ValueError(f"KERAS_SEP_TUNE_BUDGET must be seconds (a number or inf), got {value!r}") from None
+
+    def left(self):
+        return self.seconds() - self.spent
+
+
+_budget = _Budget()
+
+
+@contextlib.contextmanager
+def unlimited():
+    """Time every layer that is not cached yet, however long it takes (what
+    ``keras-sep tune`` does); the process's budget is as before afterwards."""
+    global _budget
+    saved = _budget
+    _budget = _Budget(limit=float("inf"), clock=saved.clock)
+    try:
+        yield
+    finally:
+        _budget = saved
+
+
+def deferred():
+    """How many timings this process left to later runs (its budget was spent)."""
+    return _budget.deferred
 
 
 def enabled():
@@ -210,9 +265,33 @@ def choose(signature, candidates, inputs, default, table=None, rounds=5, compile
     known = (table or {}).get(signature) or _load(table_path()).get(signature)
     if known and known.get("choice") in candidates and set(known.get("ms", {})) >= set(candidates):
         return known["choice"]
+    budget = _budget
+    if budget.left() <= 0:
+        if not budget.deferred:
+            logger.info(
+                "timed this machine's operator forms for %.1f s (the budget of one run): the rest keep their "
+                "defaults in this run and are timed by later runs, or all at once by `keras-sep tune`",
+                budget.spent,
+            )
+        budget.deferred += 1
+        logger.debug("%s: not timed in this run; default %r", signature, default)
+        return default
     if note:
         logger.info(note)
+    elif not budget.announced:
+        limit = budget.seconds()
+        logger.info(
+            "timing this machine's operator forms%s (once; cached in %s)",
+            "" if limit == float("inf") else f" for at most {limit:.1f} s in this run", table_path(),
+        )
+    budget.announced = True
+    start = budget.clock()
     timings = time_candidates(candidates, inputs() if callable(inputs) else inputs, rounds=rounds, compiled=compiled)
+    elapsed = budget.clock() - start
+    budget.spent += elapsed
+    budget.timed += 1
+    logger.debug("%s: timed %d candidates in %.2f s: %s", signature, len(timings), elapsed,
+                 ", ".join(f"{name} {ms:.1f} ms" for name, ms in sorted(timings.items())))
     best = min(timings, key=timings.get)
     choice = best if timings[best] < MARGIN * timings[default] else default
     entry = {"choice": choice, "ms": {name: round(ms, 3) for name, ms in timings.items()}}

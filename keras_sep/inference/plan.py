@@ -32,7 +32,7 @@ import logging
 import numpy as np
 import tensorflow as tf
 
-from keras_sep.inference import autotune
+from keras_sep.inference import autotune, probes
 from keras_sep.inference.architecture import Unsupported, read_unet
 from keras_sep.inference.forms import (
     choose_forms,
@@ -184,7 +184,10 @@ class UNetInference:
         # The first convolution of every instrument reads the same input.
         self.first_kernel = tf.concat([self.plans[n][0][0][1] for n in self.instruments], axis=-1)
         self.first_bias = tf.concat([self.plans[n][0][0][2] for n in self.instruments], axis=-1)
-        self._check_probe(model, arch, compute_dtype)
+        # The check's answer is cached per model, plan and machine (probes).
+        probe = probes.key(model, forms=self.forms, dtype=compute_dtype, jit=self.jit_compile, fuse=self.fuse_steps)
+        if not probes.passed(probe):
+            probes.remember(probe, self._check_probe(model, arch, compute_dtype))
 
     # --- timing the element-wise steps -------------------------------------
 
@@ -228,7 +231,8 @@ class UNetInference:
 
     def _check_probe(self, model, arch, compute_dtype):
         """Compare with ``model(probe, training=False)`` on a small random
-        input; raise ValueError beyond the tolerance."""
+        input; raise ValueError beyond the tolerance, else return the
+        largest relative error."""
         factor = self.strides**arch.stages
         bins = arch.input_shape[1] or 2 * factor
         # Two deepest frames: every phase of every transposed convolution
@@ -237,6 +241,7 @@ class UNetInference:
         probe = np.random.default_rng(0).uniform(0.0, 1.0, shape).astype(np.float32)
         expected = model(probe, training=False)
         got = self(probe)
+        largest = 0.0
         for name in self.instruments:
             reference = np.asarray(expected[name], np.float64)
             scale = max(float(np.abs(reference).max()), np.finfo(np.float32).tiny)
@@ -247,6 +252,8 @@ class UNetInference:
                     f"{name!r} is off by {error:.3g} of its magnitude (tolerance {PROBE_TOLERANCE[compute_dtype]:g}, "
                     f"forms {self.forms}); run the Keras layers instead (Separator(fast=False))"
                 )
+            largest = max(largest, error)
+        return largest
 
     # --- the computation -----------------------------------------------------
 

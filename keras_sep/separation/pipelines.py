@@ -45,6 +45,14 @@ def has_bfloat16_units():
     return autotune.has_bfloat16_units()
 
 
+def tuning_without_budget():
+    """A context in which the machine tuning times every layer not cached yet,
+    however long that takes (a first separation stops after a few seconds)."""
+    from keras_sep.inference import autotune
+
+    return autotune.unlimited()
+
+
 class Pipelines(Mapping):
     """The chunk computations of one model, made once per batch size.
 

@@ -153,8 +153,11 @@ class Separator:
             ``{"batch_size": int, "forms": {"encoder": [...], "decoder": [...]} or None}``
             (``None``: no inference plan, the Keras layers run).
         """
-        batch = self.batch_size
-        self._pipelines.pipeline(batch)
+        # Ahead of time: all of it, where a first separation times only
+        # for a few seconds and leaves the rest to later runs.
+        with pipelines.tuning_without_budget():
+            batch = self.batch_size
+            self._pipelines.pipeline(batch)
         return {"batch_size": batch, "forms": self._pipelines.forms(batch)}
 
     # --- in memory -----------------------------------------------------------
