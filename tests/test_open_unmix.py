@@ -1,0 +1,134 @@
+"""OpenUnmix: shapes, masking, cropping, causality, saving, mixed precision."""
+import keras
+import numpy as np
+import pytest
+
+from keras_sep.models import OpenUnmix, bandwidth_to_max_bin, open_unmix
+
+BINS, CHANNELS = 33, 2
+
+
+def tiny(**kwargs):
+    args = dict(nb_bins=BINS, nb_channels=CHANNELS, hidden_size=8, max_bin=20)
+    args.update(kwargs)
+    return OpenUnmix(**args)
+
+
+def _magnitudes(batch=2, frames=7, seed=0):
+    return np.random.default_rng(seed).uniform(0.0, 2.0, (batch, frames, BINS, CHANNELS)).astype("float32")
+
+
+@pytest.mark.parametrize("rate, n_fft, bandwidth, expected", [
+    (44100, 4096, 16000, 1487),   # umxhq / umxl
+    (16000, 1024, 16000, 513),    # umxse: the whole band
+    (44100, 4096, 0, 1),
+])
+def test_bandwidth_to_max_bin(rate, n_fft, bandwidth, expected):
+    assert bandwidth_to_max_bin(rate, n_fft, bandwidth) == expected
+
+
+def test_output_is_a_non_negative_mask_times_the_mixture():
+    model = tiny()
+    x = _magnitudes()
+    y = model(x).numpy()
+    assert y.shape == x.shape and y.dtype == np.float32
+    assert np.all(y >= 0)
+    # Zero bins in the mixture stay zero whatever the mask.
+    x[:, :, 5] = 0.0
+    assert np.all(model(x).numpy()[:, :, 5] == 0.0)
+
+
+def test_bins_above_max_bin_are_masked_but_not_seen():
+    """The network sees only max_bin bins: scaling the mixture above them
+    scales the output there by the same factor and leaves the rest alone."""
+    model = tiny()
+    x = _magnitudes()
+    y = model(x).numpy()
+    x2 = x.copy()
+    x2[:, :, 20:] *= 3.0
+    y2 = model(x2).numpy()
+    np.testing.assert_allclose(y2[:, :, :20], y[:, :, :20], rtol=1e-6)
+    np.testing.assert_allclose(y2[:, :, 20:], 3.0 * y[:, :, 20:], rtol=1e-5)
+
+
+def test_input_statistics_set_the_normalisation():
+    mean = np.linspace(0.1, 1.0, BINS)
+    std = np.linspace(1.0, 2.0, BINS)
+    model = tiny(input_mean=mean, input_scale=std)
+    norm = model.get_layer("input_norm")
+    np.testing.assert_allclose(norm.shift.numpy(), -mean[:20], rtol=1e-6)
+    np.testing.assert_allclose(norm.scale.numpy(), 1.0 / std[:20], rtol=1e-6)
+
+
+@pytest.mark.parametrize("unidirectional, causal", [(True, True), (False, False)])
+def test_only_the_unidirectional_model_is_causal(unidirectional, causal):
+    model = tiny(unidirectional=unidirectional)
+    x = _magnitudes(frames=9)
+    y = model(x).numpy()
+    x[:, 6:] = np.flip(x[:, 6:], axis=2)
+    y2 = model(x).numpy()
+    assert np.allclose(y2[:, :6], y[:, :6], atol=1e-7) == causal
+
+
+def test_layer_sizes_follow_upstream():
+    bi = tiny(hidden_size=16, nb_layers=2)
+    assert bi.get_layer("blstm_0").forward_layer.units == 8
+    assert bi.get_layer("fc2").kernel.shape == (32, 16)
+    assert bi.get_layer("fc1").kernel.shape == (20 * CHANNELS, 16)
+    assert bi.get_layer("fc3").kernel.shape == (16, BINS * CHANNELS)
+    assert bi.get_layer("lstm_dropout_1").rate == 0.4
+    uni = tiny(hidden_size=16, unidirectional=True)
+    assert uni.get_layer("lstm_2").units == 16
+    assert uni.get_layer("fc2").kernel.shape == (32, 16)
+    assert (bi.nb_bins, bi.max_bin, bi.nb_channels, bi.hidden_size, bi.target) == (BINS, 20, 2, 16, "vocals")
+
+
+def test_keras_round_trip(tmp_path):
+    model = open_unmix("drums", nb_bins=BINS, hidden_size=8, max_bin=20,
+                       input_mean=np.full(BINS, 0.5), input_scale=np.full(BINS, 2.0))
+    # Move every weight off its initial value so that the file must carry them.
+    for weight in model.weights:
+        weight.assign(weight.numpy() + np.random.default_rng(1).uniform(0.1, 0.2, weight.shape))
+    x = _magnitudes()
+    path = str(tmp_path / "umx.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded, OpenUnmix) and loaded.target == "drums"
+    assert loaded.get_config() == model.get_config()
+    np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_mixed_precision_keeps_the_mask_in_float32():
+    keras.config.set_dtype_policy("mixed_float16")
+    model = tiny()
+    assert model.get_layer("fc1").compute_dtype == "float16"
+    y = model(_magnitudes())
+    assert y.dtype == "float32"
+    assert np.all(np.isfinite(y.numpy()))
+
+
+def test_one_training_step_moves_every_weight():
+    model = tiny()
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    x = _magnitudes()
+    model.fit(x, 0.5 * x, epochs=1, batch_size=2, verbose=0)
+    moved = [not np.allclose(b, w.numpy()) for b, w in zip(before, model.trainable_weights)]
+    assert all(moved)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(max_bin=40), "max_bin"),
+    (dict(hidden_size=7), "even hidden_size"),
+    (dict(nb_layers=0), "nb_layers"),
+    (dict(input_mean=np.zeros(5)), "input_mean"),
+    (dict(input_scale=np.zeros(BINS)), "input_scale must be positive"),
+])
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tiny(**kwargs)
+
+
+def test_unknown_argument_is_a_type_error():
+    with pytest.raises(TypeError, match="hiden_size"):
+        OpenUnmix(hiden_size=8)
