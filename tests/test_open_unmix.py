@@ -132,3 +132,73 @@ def test_bad_arguments(kwargs, message):
 def test_unknown_argument_is_a_type_error():
     with pytest.raises(TypeError, match="hiden_size"):
         OpenUnmix(hiden_size=8)
+
+
+# --- upstream weights (scripts/make_openunmix_fixtures.py, openunmix 1.3.0) ---
+
+import glob  # noqa: E402
+import os  # noqa: E402
+
+from keras_sep.checkpoints.open_unmix import (  # noqa: E402
+    load_open_unmix_state_dict, open_unmix_config, open_unmix_from_pth)
+from keras_sep.checkpoints.torch_pth import read_state_dict  # noqa: E402
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+
+
+def _fixture(*parts):
+    (path,) = glob.glob(os.path.join(DATA, "openunmix", *parts))
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference():
+    with np.load(os.path.join(DATA, "openunmix_random.npz")) as data:
+        return {name: data[name] for name in data.files}
+
+
+def snr_db(reference, estimate):
+    return 10 * np.log10(np.sum(reference ** 2) / np.sum((reference - estimate) ** 2))
+
+
+@pytest.mark.parametrize("fmt", ["zip", "legacy"])
+def test_converted_weights_reproduce_pytorch(reference, fmt):
+    model = open_unmix_from_pth(_fixture(fmt, "vocals-*.pth"))
+    assert (model.target, model.nb_bins, model.max_bin, model.hidden_size) == ("vocals", 2049, 1487, 8)
+    estimate = model(reference["net_input"], training=False).numpy()
+    assert snr_db(reference["net_output_vocals"], estimate) > 60
+
+
+def test_converted_causal_mono_model_reproduces_pytorch(reference):
+    model = open_unmix_from_pth(_fixture("small", "speech-*.pth"))
+    assert model.unidirectional and model.nb_channels == 1 and model.nb_layers == 2
+    estimate = model(reference["small_input"], training=False).numpy()
+    assert snr_db(reference["small_output"], estimate) > 60
+
+
+def test_converted_model_survives_a_keras_round_trip(reference, tmp_path):
+    model = open_unmix_from_pth(_fixture("zip", "vocals-*.pth"))
+    path = str(tmp_path / "vocals.keras")
+    model.save(path)
+    estimate = keras.saving.load_model(path)(reference["net_input"], training=False).numpy()
+    assert snr_db(reference["net_output_vocals"], estimate) > 60
+
+
+def test_config_is_read_from_the_shapes():
+    state = read_state_dict(_fixture("zip", "bass-*.pth"))
+    assert open_unmix_config(state) == dict(nb_bins=2049, nb_channels=2, hidden_size=8, nb_layers=3,
+                                            max_bin=1487, unidirectional=False)
+
+
+def test_a_state_dict_of_other_sizes_is_refused():
+    state = read_state_dict(_fixture("zip", "bass-*.pth"))
+    with pytest.raises(ValueError, match="hidden_size': 8"):
+        load_open_unmix_state_dict(OpenUnmix(hidden_size=16, max_bin=1487), state)
+    del state["bn2.running_var"]
+    with pytest.raises(ValueError, match="bn2.running_var"):
+        load_open_unmix_state_dict(OpenUnmix(hidden_size=8, max_bin=1487, nb_layers=3), state)
+
+
+def test_a_file_that_is_no_open_unmix_names_itself(tmp_path):
+    with pytest.raises(ValueError, match=r"no\.pth: cannot read"):
+        open_unmix_from_pth(tmp_path / "no.pth")
