@@ -179,3 +179,38 @@ def test_bad_arguments_are_refused(kwargs, message):
     kwargs = {"n_fft": N_FFT, "n_hop": HOP, **kwargs}
     with pytest.raises(ValueError, match=message):
         OpenUnmixSeparator(nets, **kwargs)
+
+
+# --- parity with real PyTorch openunmix.Separator (tests/data fixtures) ---
+
+FIXTURE = __import__("os").path.join(__import__("os").path.dirname(__file__), "data", "openunmix_random.npz")
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    import glob
+    import os
+
+    from keras_sep.checkpoints.open_unmix import open_unmix_from_pth
+
+    with np.load(FIXTURE) as data:
+        arrays = {name: data[name] for name in data.files}
+    folder = os.path.join(os.path.dirname(FIXTURE), "openunmix", "zip")
+    nets = {name: open_unmix_from_pth(glob.glob(os.path.join(folder, f"{name}-*.pth"))[0]) for name in TARGETS}
+    return arrays, nets
+
+
+@pytest.mark.parametrize("run, options", [
+    ("niter0", {"niter": 0}),
+    ("niter1", {"niter": 1}),
+    ("niter1_win8", {"niter": 1, "wiener_win_len": 8}),
+    ("niter1_residual", {"niter": 1, "residual": True}),
+])
+def test_reproduces_pytorch_openunmix_separator(upstream, run, options):
+    arrays, nets = upstream
+    if options.get("residual"):
+        nets = {"vocals": nets["vocals"]}
+    model = OpenUnmixSeparator(nets, **{"wiener_win_len": 300, **options})
+    stems = model(arrays["mixture"][None])
+    for name in model.instruments:
+        assert snr_db(arrays[f"{run}_{name}"], stems[name][0]) > 60, name
