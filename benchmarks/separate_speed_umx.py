@@ -24,9 +24,10 @@ its own, timed as the median of ``--reps`` runs after a warm-up. Modes:
 
 torch runs once per thread count (up to the CPU count; OpenMP's waiting
 threads spin, which on a busy machine can make more threads slower) and
-keras_sep's speed-up is over the fastest of them. The SNR column compares each keras_sep output with PyTorch's on the same
-input (the minimum over the four stems). Without the peer environment the
-script says so and stops.
+keras_sep's speed-up is over the fastest of them. The SNR column compares
+each keras_sep output with PyTorch's (the fastest run's) on the same input,
+the minimum over the four stems. Without the peer environment the script
+says so and stops.
 """
 import argparse
 import json
@@ -206,7 +207,8 @@ def main():
     args.weights = os.path.join(scratch, "weights")
     os.makedirs(args.weights)
     run_worker(python, args, "weights", 0, args.weights)
-    print("| system | mode | audio s | time s | × real time | × PyTorch | peak RSS MB | SNR vs PyTorch (min over stems, dB) |")
+    print("| system | mode | audio s | time s | × real time | × PyTorch | peak RSS MB "
+          "| SNR vs PyTorch (min over stems, dB) |")
     print("|---|---|---|---|---|---|---|---|")
     for seconds in args.lengths:
         # torch's OpenMP threads spin while they wait: on a busy machine one
@@ -232,7 +234,8 @@ def main():
     for minutes in args.file_minutes:
         wav = os.path.join(scratch, f"in_{minutes}.wav")
         soundfile.write(wav, tiled(60 * minutes), RATE, subtype="PCM_16")
-        ours = run_worker(sys.executable, args, "file", 60 * minutes, os.path.join(scratch, "unused"), ("--input", wav))
+        unused = os.path.join(scratch, "unused")
+        ours = run_worker(sys.executable, args, "file", 60 * minutes, unused, ("--input", wav))
         print(f"| keras_sep | file | {ours['audio_s']} | {ours['median_s']} | {ours['audio_s'] / ours['median_s']:.1f} "
               f"|  | {ours['peak_rss_mb']} |  |", flush=True)
         os.remove(wav)
