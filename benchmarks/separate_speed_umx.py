@@ -33,6 +33,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -133,7 +134,7 @@ def ours_worker(args):
         from keras_sep import audio
 
         start = time.perf_counter()
-        separator.separate_to_file(args.input, tempfile.mkdtemp(), overwrite=True)
+        separator.separate_to_file(args.input, args.save, overwrite=True)
         return time.perf_counter() - start, audio.info(args.input)[2]
     wave = tiled(args.seconds)
     if args.worker == "call":
@@ -197,13 +198,20 @@ def main():
     python = peer_python(args.peer)
     if python is None:
         return
-    import soundfile
-
     with open("/proc/cpuinfo") as handle:
         cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
     print(f"{cpu}, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M')}, load average "
           + " ".join(f"{v:.1f}" for v in os.getloadavg()))
     scratch = tempfile.mkdtemp()
+    try:
+        compare(python, args, scratch)
+    finally:  # weights, inputs and stems: hundreds of MB
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def compare(python, args, scratch):
+    import soundfile
+
     args.weights = os.path.join(scratch, "weights")
     os.makedirs(args.weights)
     run_worker(python, args, "weights", 0, args.weights)
@@ -234,8 +242,8 @@ def main():
     for minutes in args.file_minutes:
         wav = os.path.join(scratch, f"in_{minutes}.wav")
         soundfile.write(wav, tiled(60 * minutes), RATE, subtype="PCM_16")
-        unused = os.path.join(scratch, "unused")
-        ours = run_worker(sys.executable, args, "file", 60 * minutes, unused, ("--input", wav))
+        stems = os.path.join(scratch, f"stems_{minutes}")
+        ours = run_worker(sys.executable, args, "file", 60 * minutes, stems, ("--input", wav))
         print(f"| keras_sep | file | {ours['audio_s']} | {ours['median_s']} | {ours['audio_s'] / ours['median_s']:.1f} "
               f"|  | {ours['peak_rss_mb']} |  |", flush=True)
         os.remove(wav)
