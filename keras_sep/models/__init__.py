@@ -12,3 +12,4 @@ from keras_sep.models.encoder_decoder import EncoderDecoder, encoder_decoder  # 
 from keras_sep.models.unet import UNet, unet  # noqa: E402,F401
 from keras_sep.models.open_unmix import OpenUnmix, bandwidth_to_max_bin, open_unmix  # noqa: E402,F401
 from keras_sep.models.ddsp_autoencoder import DDSPAutoencoder, ddsp_autoencoder  # noqa: E402,F401
+from keras_sep.models.open_unmix_separator import OpenUnmixSeparator  # noqa: E402,F401

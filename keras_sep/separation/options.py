@@ -34,13 +34,15 @@ def check(model, chunking, batch_size, fast, precision, phase, phase_iterations)
     Traceback (most recent call last):
     TypeError: Separator takes a WaveformSeparator, got the path or preset name 'spleeter:2stems': use Separator.from_preset('spleeter:2stems')
     """
-    from keras_sep.models import WaveformSeparator
+    from keras_sep.models import OpenUnmixSeparator, WaveformSeparator
 
     if isinstance(model, (str, os.PathLike)):
         raise TypeError(
             f"Separator takes a WaveformSeparator, got the path or preset name {os.fspath(model)!r}: "
             f"use Separator.from_preset({os.fspath(model)!r})"
         )
+    if isinstance(model, OpenUnmixSeparator):
+        return _check_open_unmix(chunking, batch_size, precision, phase, phase_iterations)
     if not isinstance(model, WaveformSeparator):
         hint = (
             ", a spectrogram network: wrap it, keras_sep.models.WaveformSeparator(network)"
@@ -80,3 +82,17 @@ def check(model, chunking, batch_size, fast, precision, phase, phase_iterations)
     if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
         raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
     return int(phase_iterations)
+
+
+def _check_open_unmix(chunking, batch_size, precision, phase, phase_iterations):
+    """The requests an :class:`~keras_sep.models.OpenUnmixSeparator` serves:
+    overlapping chunks, float32 Keras layers, the Wiener filter's phase."""
+    if chunking != "overlap":
+        raise ValueError(f"an Open-Unmix model streams overlapping chunks only (chunking='overlap'), got {chunking!r}")
+    if precision != "float32":
+        raise ValueError(f"precision={precision!r} needs a network with an inference plan; Open-Unmix runs float32")
+    if phase != "mixture" or phase_iterations is not None:
+        raise ValueError(f"an Open-Unmix model keeps its Wiener filter's phase (phase='mixture'), got phase={phase!r}")
+    if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+    return 0

@@ -118,10 +118,14 @@ class Pipelines(Mapping):
             import tensorflow as tf
 
             model, network, jit, phase = self.model, self.network(batch), self.fast, self.phase_iterations
-            compiled = tf.function(
-                lambda s, w: model.separate_segments(
+            if not hasattr(model, "spectrogram_model"):  # Open-Unmix: its Keras layers, Wiener filter built in
+                separate = lambda s, w: model.separate_segments(s, w, training=False)  # noqa: E731
+            else:
+                separate = lambda s, w: model.separate_segments(  # noqa: E731
                     s, w, training=False, network=network, jit_compile=jit, phase_iterations=phase
-                ),
+                )
+            compiled = tf.function(
+                separate,
                 input_signature=self._signature(),
                 # The inference plan is plain TensorFlow: converting it with
                 # AutoGraph would only add a second to the first call.
@@ -162,6 +166,8 @@ class Pipelines(Mapping):
     def network(self, batch):
         """The inference plan for calls of ``batch`` chunks (made once), or
         None: the Keras layers run."""
+        if not hasattr(self.model, "spectrogram_model"):  # Open-Unmix has no plan
+            return None
         if self.fast and batch not in self._networks:
             from keras_sep.inference import inference_plan
 
@@ -183,7 +189,9 @@ class Pipelines(Mapping):
         from keras_sep.inference import autotune
 
         model = self.model
-        net = model.spectrogram_model
+        net = getattr(model, "spectrogram_model", None)
+        if net is None:  # Open-Unmix: its Keras layers run, one chunk per call
+            return 1
         batches = batch_candidates(len(model.instruments))
         if len(batches) == 1 or not (self.fast and has_plan(net) and autotune.enabled()):
             return 1

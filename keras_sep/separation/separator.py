@@ -12,7 +12,8 @@ _BLOCK = 1 << 18  # samples per block read from an array or a file
 
 
 class Separator:
-    """Separate songs into stems with a :class:`WaveformSeparator`.
+    """Separate songs into stems with a :class:`WaveformSeparator` or an
+    :class:`OpenUnmixSeparator`.
 
     It runs the model chunk by chunk: it keeps only the stretch of input the
     next chunks need and the overlap-add tail of the output, so its memory
@@ -20,8 +21,11 @@ class Separator:
     to disk.
 
     Args:
-        model: a ``WaveformSeparator``; :meth:`from_preset` loads one from a
-            preset name such as ``"spleeter:2stems"`` or a ``.keras`` file.
+        model: a ``WaveformSeparator`` or an ``OpenUnmixSeparator`` (which
+            takes ``chunking="overlap"``, float32 and the mixture phase
+            only, and filters with its own Wiener filter, not ``mwf``);
+            :meth:`from_preset` loads one from a preset name such as
+            ``"spleeter:2stems"`` or ``"umxhq"``, or a ``.keras`` file.
         chunking: ``"overlap"`` (default: chunks overlap by the model's
             ``overlap_frames`` and are cross-faded, no audible seams) or
             ``"spleeter"`` (Spleeter's own non-overlapping chunks, for
@@ -99,6 +103,8 @@ class Separator:
     def __init__(self, model, chunking="overlap", batch_size=None, progress=None, fast=True, precision="float32", mwf=False,
                  phase="mixture", phase_iterations=None):
         phase_iterations = options.check(model, chunking, batch_size, fast, precision, phase, phase_iterations)
+        if mwf and not hasattr(model, "spectrogram_model"):
+            raise ValueError("mwf=True is Spleeter's Wiener filter; an Open-Unmix model filters with its own (niter)")
         self.model = model
         self.precision = precision
         self.chunking = chunking
@@ -122,7 +128,10 @@ class Separator:
         the folder to fetch a preset's weights from first."""
         from keras_sep import pretrained
 
-        return cls(pretrained.load_model(preset, local_dir=local_dir), **kwargs)
+        model = pretrained.load_model(preset, local_dir=local_dir)
+        if isinstance(model, dict):  # an Open-Unmix preset's {target: OpenUnmix}
+            model = open_unmix_model(preset, model)
+        return cls(model, **kwargs)
 
     @property
     def instruments(self):
@@ -335,3 +344,17 @@ class Separator:
             for out in self.stream(blocks, reader.sample_rate, name=path, total=reader.frames, batch_size=batch):
                 writers.write(out)
         return targets
+
+
+def open_unmix_model(preset, networks):
+    """An Open-Unmix preset's target networks behind its signal path and
+    Wiener filter (the preset's ``signal`` and ``wiener`` settings)."""
+    from keras_sep import pretrained
+    from keras_sep.models import OpenUnmixSeparator
+
+    spec = pretrained.get_preset(preset)
+    signal = spec["signal"]
+    return OpenUnmixSeparator(
+        networks, sample_rate=signal["sample_rate"], n_fft=signal["frame_length"], n_hop=signal["frame_step"],
+        **spec.get("wiener", {}),
+    )
