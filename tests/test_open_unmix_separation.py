@@ -101,6 +101,7 @@ def test_requests_open_unmix_cannot_serve_are_refused(model, kwargs, message):
         Separator(model, **kwargs)
 
 
+@pytest.mark.slow
 def test_files_and_the_command_line_write_one_file_per_stem(model, tmp_path):
     wave = _noise(4000, seed=8)
     sf.write(tmp_path / "song.wav", wave, RATE, subtype="FLOAT")
