@@ -44,12 +44,12 @@ def snr_db(reference, estimate):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=120)
-    parser.add_argument("--chunks", default="600/300,1200/300,2100/300")
+    parser.add_argument("--chunks", default="902/302,1502/302,2102/302")
     args = parser.parse_args()
     nets = {t: open_unmix_from_pth(glob.glob(os.path.join(DATA, f"{t}-*.pth"))[0]) for t in ("vocals", "drums", "bass", "other")}
     wave = song(args.seconds)
     whole = OpenUnmixSeparator(nets)(wave[None])
-    print(f"{args.seconds:g} s song; SNR (dB) of streamed stems against the whole-song separation")
+    print(f"{args.seconds:g} s song; SNR (dB) of streamed stems against the whole-song separation", flush=True)
     print("chunk frames / overlap | " + " | ".join(nets) + "  (in brackets: without the first and last second)")
     for spec in args.chunks.split(","):
         chunk, overlap = map(int, spec.split("/"))
@@ -58,7 +58,7 @@ def main():
         inner = slice(RATE, len(wave) - RATE)
         print(f"{chunk} / {overlap} | " + " | ".join(
             f"{snr_db(np.asarray(whole[t][0]), stems[t]):.1f} ({snr_db(np.asarray(whole[t][0])[inner], stems[t][inner]):.1f})"
-            for t in nets))
+            for t in nets), flush=True)
 
 
 if __name__ == "__main__":

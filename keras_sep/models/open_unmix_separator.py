@@ -46,9 +46,11 @@ class OpenUnmixSeparator(keras.Model):
             the networks' ``nb_bins``.
         chunk_frames, overlap_frames: the streaming chunks (see above);
             their difference is a multiple of ``wiener_win_len``, so that
-            each chunk is filtered in the song's windows. The default
-            (2100 and 300: 49 s chunks sharing 7 s at 44.1 kHz) is chosen
-            in docs/separation.md.
+            each chunk is filtered in the song's windows; an overlap of
+            ``wiener_win_len`` plus the ``(n_fft / 2) / n_hop`` frames of
+            the lead (302) also ends each chunk on a window's end. The
+            default (2102 and 302: 49 s chunks sharing 7 s at 44.1 kHz) is
+            chosen in docs/separation.md.
 
     Call arguments:
         waveform: ``(batch, samples, channels)`` float, more than
@@ -82,8 +84,8 @@ class OpenUnmixSeparator(keras.Model):
         sample_rate=44100,
         n_fft=4096,
         n_hop=1024,
-        chunk_frames=2100,
-        overlap_frames=300,
+        chunk_frames=2102,
+        overlap_frames=302,
         **kwargs,
     ):
         # The waveform must not be cast to a float16 compute dtype.
