@@ -186,8 +186,8 @@ def windowed_wiener(estimates, spectrum, window=300, start=0, **kwargs):
     """:func:`wiener` on consecutive windows of ``window`` frames, each with
     its own model, as ``openunmix.Separator`` filters a song.
 
-    The frames are zero-padded to whole windows and the windows stacked on
-    the batch axis: frames of zeros change neither a window's covariances
+    The frames are zero-padded to whole windows, which are filtered one
+    after the other: frames of zeros change neither a window's covariances
     nor its scale, so this equals filtering each window on its own.
 
     Args:
@@ -222,7 +222,14 @@ def windowed_wiener(estimates, spectrum, window=300, start=0, **kwargs):
         # The reshape forgets the channel count, which picks the inverse.
         return tf.ensure_shape(stacked, [None, window] + tensor.shape[2:].as_list())
 
-    y = wiener(windows(estimates), windows(spectrum), **kwargs)
+    # One window at a time, as upstream: the filter's temporaries are
+    # several times the spectrum's size, so memory stays that of a window.
+    y = tf.map_fn(
+        lambda pair: wiener(pair[0][None], pair[1][None], **kwargs)[0],
+        (windows(estimates), windows(spectrum)),
+        fn_output_signature=tf.complex64,
+        parallel_iterations=1,
+    )
     tail = tf.shape(y)[2:]
     y = tf.reshape(y, tf.concat([[batch, count * window], tail], 0))
     return tf.ensure_shape(y[:, start : start + frames], [None, None] + spectrum.shape[2:].as_list() + [None])
