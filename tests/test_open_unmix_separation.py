@@ -101,6 +101,15 @@ def test_requests_open_unmix_cannot_serve_are_refused(model, kwargs, message):
         Separator(model, **kwargs)
 
 
+def test_chunks_must_start_whole_wiener_windows_apart():
+    """The whole-input path takes any window; streaming needs the chunks'
+    hop to be whole windows."""
+    model = tiny_model(wiener_win_len=7)
+    assert model(_noise(500)[None])["vocals"].shape == (1, 500, 2)
+    with pytest.raises(ValueError, match=r"wiener_win_len=7 .* 40 - 8 = 32"):
+        Separator(model)
+
+
 @pytest.mark.slow
 def test_files_and_the_command_line_write_one_file_per_stem(model, tmp_path):
     wave = _noise(4000, seed=8)

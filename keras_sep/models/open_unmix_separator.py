@@ -45,8 +45,9 @@ class OpenUnmixSeparator(keras.Model):
         n_fft, n_hop: STFT frame length and hop; ``n_fft // 2 + 1`` must be
             the networks' ``nb_bins``.
         chunk_frames, overlap_frames: the streaming chunks (see above);
-            their difference is a multiple of ``wiener_win_len``, so that
-            each chunk is filtered in the song's windows; an overlap of
+            to stream, their difference must be a multiple of
+            ``wiener_win_len`` (:meth:`check_streaming`), so that each chunk
+            is filtered in the song's windows; an overlap of
             ``wiener_win_len`` plus the ``(n_fft / 2) / n_hop`` frames of
             the lead (302) also ends each chunk on a window's end. The
             default (2102 and 302: 49 s chunks sharing 7 s at 44.1 kHz) is
@@ -114,12 +115,6 @@ class OpenUnmixSeparator(keras.Model):
         if not 0 <= int(overlap_frames) < int(chunk_frames) // 2:
             raise ValueError(
                 f"overlap_frames must be in [0, chunk_frames / 2 = {int(chunk_frames) // 2}), got {overlap_frames!r}"
-            )
-        hop_frames = int(chunk_frames) - int(overlap_frames)
-        if wiener_win_len is not None and hop_frames % int(wiener_win_len):
-            raise ValueError(
-                f"chunk_frames - overlap_frames must be a multiple of wiener_win_len={wiener_win_len} so that every "
-                f"chunk is cut into the song's Wiener windows, got {chunk_frames} - {overlap_frames} = {hop_frames}"
             )
         self.target_models = models
         self.targets = tuple(names)
@@ -195,6 +190,18 @@ class OpenUnmixSeparator(keras.Model):
         head = tf.where(indices > 0, ramp[None, :], 1.0)
         tail = tf.where(indices < num_chunks - 1, 1.0 - ramp[None, :], 1.0)
         return tf.concat([head, middle, tail], axis=1)
+
+    def check_streaming(self):
+        """Raise a ``ValueError`` unless chunks start a whole number of
+        Wiener windows apart (else each would be filtered in other windows
+        than the song's)."""
+        hop_frames = self.chunk_frames - self.overlap_frames
+        if self.wiener_win_len is not None and hop_frames % self.wiener_win_len:
+            raise ValueError(
+                f"chunk_frames - overlap_frames must be a multiple of wiener_win_len={self.wiener_win_len} to stream, "
+                f"so that every chunk is filtered in the song's Wiener windows, got "
+                f"{self.chunk_frames} - {self.overlap_frames} = {hop_frames}"
+            )
 
     def _window_start(self):
         """Where a chunk's first frame is in its Wiener window. Chunk
