@@ -123,9 +123,10 @@ def test_files_and_the_command_line_write_one_file_per_stem(model, tmp_path):
     expected = sep.separate(wave, sample_rate=RATE)
     targets = sep.separate_to_file(tmp_path / "song.wav", tmp_path / "out")
     assert sorted(targets) == sorted(model.instruments)
-    # The command in its own process, as users run it (a second load of the
-    # model in this process can hit a Keras Bidirectional deserialisation
-    # problem that the report describes).
+    # The command in its own process, as users run it. Known problem: about
+    # one load in 15 of a .keras holding OpenUnmix networks fails in Keras'
+    # Bidirectional (go_backwards) while loading, in any process: Keras'
+    # id-keyed object sharing during a load meets ids of dead template LSTMs.
     rc = subprocess.run(
         [sys.executable, "-m", "keras_sep.cli", "separate", "-m", path, "-o", str(tmp_path / "cli"),
          str(tmp_path / "song.wav")],
