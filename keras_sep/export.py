@@ -37,12 +37,15 @@ def serving_network(model):
     not this one; ``None`` (the Keras layers) for other networks."""
     from keras_sep.inference import inference_plan
 
+    if not hasattr(model, "spectrogram_model"):  # Open-Unmix: no plan, its Keras layers
+        return None
     return inference_plan(model.spectrogram_model, jit_compile=False)
 
 
 def export_saved_model(separator, path, fast=True):
-    """Write ``separator`` (a :class:`keras_sep.Separator` or a
-    :class:`~keras_sep.models.WaveformSeparator`) as a SavedModel at ``path``.
+    """Write ``separator`` (a :class:`keras_sep.Separator`, a
+    :class:`~keras_sep.models.WaveformSeparator` or an
+    :class:`~keras_sep.models.OpenUnmixSeparator`) as a SavedModel at ``path``.
 
     The chunking of a ``Separator`` (overlapping or Spleeter's) is kept.
     A ``keras_sep.json`` with the sample rate, instruments and chunking is

@@ -152,7 +152,7 @@ def test_streamed_chunks_add_up_to_the_mixture():
     frame, so the chunk geometry, cross-fades and overlap-add constant must
     give the input back across chunk seams."""
     model = OpenUnmixSeparator(_nets(TARGETS[:2]), niter=0, residual=True, n_fft=N_FFT, n_hop=HOP,
-                               chunk_frames=24, overlap_frames=6)
+                               chunk_frames=24, overlap_frames=6, wiener_win_len=9)
     wave = _mixture(samples=2000)
 
     def run(segments, weights):

@@ -136,6 +136,19 @@ def test_windows_are_filtered_independently(window):
     assert snr_db(reference, ours) > 60
 
 
+def test_a_chunk_is_cut_into_the_song_windows():
+    """``start``: the excerpt begins ``start`` frames into a window."""
+    x, v = _random_case(30, 8, 2, 3, seed=12)
+    song = wiener_em.windowed_wiener(v[None], x[None], 10, iterations=1).numpy()[0]
+    # Frames 13..29 with the song's windows [10, 20) and [20, 30): only
+    # the first is cut (frames 10..12 are missing), the second is whole.
+    part = wiener_em.windowed_wiener(v[None, 13:], x[None, 13:], 10, start=3, iterations=1).numpy()[0]
+    np.testing.assert_allclose(part[7:], song[20:], atol=1e-5)
+    assert snr_db(song[13:20], part[:7]) < 60
+    reference = np.concatenate([_norbert(v[13:20], x[13:20], 1), _norbert(v[20:], x[20:], 1)])
+    assert snr_db(reference, part) > 60
+
+
 def test_dynamic_shapes_in_a_graph():
     fn = tf.function(
         lambda v, x: wiener_em.windowed_wiener(v, x, 4, iterations=1, residual=True),

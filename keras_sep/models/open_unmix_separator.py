@@ -44,7 +44,14 @@ class OpenUnmixSeparator(keras.Model):
         sample_rate: the rate the networks work at, in Hz.
         n_fft, n_hop: STFT frame length and hop; ``n_fft // 2 + 1`` must be
             the networks' ``nb_bins``.
-        chunk_frames, overlap_frames: the streaming chunks (see above).
+        chunk_frames, overlap_frames: the streaming chunks (see above);
+            to stream, their difference must be a multiple of
+            ``wiener_win_len`` (:meth:`check_streaming`), so that each chunk
+            is filtered in the song's windows; an overlap of
+            ``wiener_win_len`` plus the ``(n_fft / 2) / n_hop`` frames of
+            the lead (302) also ends each chunk on a window's end. The
+            default (2102 and 302: 49 s chunks sharing 7 s at 44.1 kHz) is
+            chosen in docs/separation.md.
 
     Call arguments:
         waveform: ``(batch, samples, channels)`` float, more than
@@ -78,8 +85,8 @@ class OpenUnmixSeparator(keras.Model):
         sample_rate=44100,
         n_fft=4096,
         n_hop=1024,
-        chunk_frames=2048,
-        overlap_frames=256,
+        chunk_frames=2102,
+        overlap_frames=302,
         **kwargs,
     ):
         # The waveform must not be cast to a float16 compute dtype.
@@ -135,13 +142,14 @@ class OpenUnmixSeparator(keras.Model):
             s, self.n_fft, self.n_hop, center=True, length=tf.shape(waveform)[1]))
         return dict(zip(self.instruments, waves))
 
-    def _filter(self, spectrum, training):
+    def _filter(self, spectrum, training, start=0):
         """Mixture spectrum ``(batch, frames, bins, channels)`` → source
-        spectra ``(batch, frames, bins, channels, sources)``."""
+        spectra ``(batch, frames, bins, channels, sources)``; the first
+        frame ``start`` frames into its Wiener window."""
         magnitude = tf.abs(spectrum)
         estimates = [tf.cast(net(magnitude, training=training), tf.float32) for net in self.target_models]
         return wiener_em.windowed_wiener(
-            tf.stack(estimates, axis=-1), spectrum, self.wiener_win_len, iterations=self.niter,
+            tf.stack(estimates, axis=-1), spectrum, self.wiener_win_len, start, iterations=self.niter,
             softmask=self.softmask, residual=self.residual, epsilon=EPSILON,
         )
 
@@ -183,6 +191,27 @@ class OpenUnmixSeparator(keras.Model):
         tail = tf.where(indices < num_chunks - 1, 1.0 - ramp[None, :], 1.0)
         return tf.concat([head, middle, tail], axis=1)
 
+    def check_streaming(self):
+        """Raise a ``ValueError`` unless chunks start a whole number of
+        Wiener windows apart (else each would be filtered in other windows
+        than the song's)."""
+        hop_frames = self.chunk_frames - self.overlap_frames
+        if self.wiener_win_len is not None and hop_frames % self.wiener_win_len:
+            raise ValueError(
+                f"chunk_frames - overlap_frames must be a multiple of wiener_win_len={self.wiener_win_len} to stream, "
+                f"so that every chunk is filtered in the song's Wiener windows, got "
+                f"{self.chunk_frames} - {self.overlap_frames} = {hop_frames}"
+            )
+
+    def _window_start(self):
+        """Where a chunk's first frame is in its Wiener window. Chunk
+        frame ``k`` is the song's centred frame ``k - lead`` (the ``n_fft``
+        zeros before the input hold ``lead`` hops more than the centring
+        half frame), and chunks start a whole number of windows apart."""
+        if self.wiener_win_len is None or (self.n_fft // 2) % self.n_hop:
+            return 0
+        return -(self.n_fft // 2 // self.n_hop) % self.wiener_win_len
+
     def separate_segments(self, segments, weights=None, training=False):
         """Separate chunks given as waveform segments.
 
@@ -196,7 +225,7 @@ class OpenUnmixSeparator(keras.Model):
             overlap-added at a hop of ``chunk_hop() * frame_step`` samples.
         """
         spectrum = stft_ops.stft(tf.cast(segments, tf.float32), self.n_fft, self.n_hop)
-        sources = self._filter(spectrum, training)
+        sources = self._filter(spectrum, training, start=self._window_start())
         # Overlap-add without window-sum normalisation, then the constant
         # (exact where four frames overlap: everywhere but the zero lead).
         factor = self.output_scale if weights is None else tf.cast(weights, tf.float32) * self.output_scale
@@ -204,6 +233,39 @@ class OpenUnmixSeparator(keras.Model):
         factor = factor if weights is None else factor[:, :, None, None, None]
         waves = self._inverse(sources * factor, lambda s: stft_ops.istft(s, self.n_fft, self.n_hop, normalize=False))
         return dict(zip(self.instruments, waves))
+
+    def separate_waveform(self, waveform, overlap_frames=None, network=None, training=False):
+        """The chunks of :meth:`separate_segments` over whole waveforms,
+        cross-faded: what :class:`keras_sep.Separator` streams, as one
+        graph (an exported SavedModel serves this). ``network`` must be
+        None (Open-Unmix has no inference plan)."""
+        if network is not None:
+            raise ValueError(f"Open-Unmix runs its Keras layers; network must be None, got {network!r}")
+        overlap = self.overlap_frames if overlap_frames is None else int(overlap_frames)
+        waveform = tf.cast(waveform, tf.float32)
+        shape = tf.shape(waveform)
+        batch, samples = shape[0], shape[1]
+        frames = (samples + self.n_fft + self.n_hop - 1) // self.n_hop
+        hop_frames = self.chunk_hop(overlap)
+        count = tf.maximum(1, (frames - overlap + hop_frames - 1) // hop_frames)
+        hop = hop_frames * self.n_hop
+        after = (count - 1) * hop + self.segment_length - self.n_fft - samples
+        padded = tf.pad(waveform, tf.stack([[0, 0], [self.n_fft, after], [0, 0]]))
+        segments = tf.reshape(tf.signal.frame(padded, self.segment_length, hop, axis=1),
+                              [-1, 1, self.segment_length, self.channels])
+        weights = tf.reshape(tf.tile(self.chunk_weights(tf.range(count), count, overlap), tf.stack([batch, 1])),
+                             [-1, 1, self.chunk_frames])
+        spec = tf.TensorSpec((1, self.segment_length, self.channels), tf.float32)
+        # One chunk at a time: memory grows with the input only through the waveforms.
+        stems = tf.map_fn(lambda args: self.separate_segments(args[0], args[1], training=training),
+                          (segments, weights), fn_output_signature={n: spec for n in self.instruments},
+                          parallel_iterations=1)
+        outputs = {}
+        for name, chunks in stems.items():
+            chunks = tf.reshape(chunks, tf.stack([batch, count, self.segment_length, self.channels]))
+            joined = tf.transpose(tf.signal.overlap_and_add(tf.transpose(chunks, [0, 3, 1, 2]), hop), [0, 2, 1])
+            outputs[name] = joined[:, self.n_fft : self.n_fft + samples]
+        return outputs
 
     def get_config(self):
         config = super().get_config()

@@ -182,17 +182,21 @@ def wiener(
     return tf.cast(y, tf.complex64) * scale[..., None]
 
 
-def windowed_wiener(estimates, spectrum, window=300, **kwargs):
+def windowed_wiener(estimates, spectrum, window=300, start=0, **kwargs):
     """:func:`wiener` on consecutive windows of ``window`` frames, each with
     its own model, as ``openunmix.Separator`` filters a song.
 
-    The frames are zero-padded to whole windows and the windows stacked on
-    the batch axis: frames of zeros change neither a window's covariances
+    The frames are zero-padded to whole windows, which are filtered one
+    after the other: frames of zeros change neither a window's covariances
     nor its scale, so this equals filtering each window on its own.
 
     Args:
         estimates, spectrum: as :func:`wiener`.
         window: frames per window, or None for the whole excerpt.
+        start: how far into its window the first frame is (0 to
+            ``window - 1``; a scalar tensor too): the first window is that
+            much shorter, so that a chunk of a song is cut into the song's
+            windows.
         **kwargs: the other arguments of :func:`wiener`.
 
     Returns:
@@ -206,17 +210,26 @@ def windowed_wiener(estimates, spectrum, window=300, **kwargs):
     spectrum = tf.cast(spectrum, tf.complex64)
     shape = tf.shape(spectrum)
     batch, frames = shape[0], shape[1]
-    count = (frames + window - 1) // window
-    pad = count * window - frames
+    start = tf.cast(start, tf.int32)
+    count = (start + frames + window - 1) // window
+    pad = count * window - frames - start
 
     def windows(tensor):
-        padded = tf.pad(tensor, tf.concat([[[0, 0], [0, pad]], tf.zeros([tensor.shape.rank - 2, 2], tf.int32)], 0))
+        rows = tf.concat([[[0, 0], tf.stack([start, pad])], tf.zeros([tensor.shape.rank - 2, 2], tf.int32)], 0)
+        padded = tf.pad(tensor, rows)
         tail = tf.shape(padded)[2:]
         stacked = tf.reshape(padded, tf.concat([[batch * count, window], tail], 0))
         # The reshape forgets the channel count, which picks the inverse.
         return tf.ensure_shape(stacked, [None, window] + tensor.shape[2:].as_list())
 
-    y = wiener(windows(estimates), windows(spectrum), **kwargs)
+    # One window at a time, as upstream: the filter's temporaries are
+    # several times the spectrum's size, so memory stays that of a window.
+    y = tf.map_fn(
+        lambda pair: wiener(pair[0][None], pair[1][None], **kwargs)[0],
+        (windows(estimates), windows(spectrum)),
+        fn_output_signature=tf.complex64,
+        parallel_iterations=1,
+    )
     tail = tf.shape(y)[2:]
     y = tf.reshape(y, tf.concat([[batch, count * window], tail], 0))
-    return tf.ensure_shape(y[:, :frames], [None, None] + spectrum.shape[2:].as_list() + [None])
+    return tf.ensure_shape(y[:, start : start + frames], [None, None] + spectrum.shape[2:].as_list() + [None])

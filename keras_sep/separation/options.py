@@ -42,6 +42,7 @@ def check(model, chunking, batch_size, fast, precision, phase, phase_iterations)
             f"use Separator.from_preset({os.fspath(model)!r})"
         )
     if isinstance(model, OpenUnmixSeparator):
+        model.check_streaming()
         return _check_open_unmix(chunking, batch_size, precision, phase, phase_iterations)
     if not isinstance(model, WaveformSeparator):
         hint = (
