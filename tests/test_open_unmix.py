@@ -1,4 +1,6 @@
 """OpenUnmix: shapes, masking, cropping, causality, saving, mixed precision."""
+import weakref
+
 import keras
 import numpy as np
 import pytest
@@ -226,3 +228,36 @@ def test_converted_weights_under_mixed_precision(reference):
     estimate = model(reference["net_input"], training=False).numpy()
     assert estimate.dtype == np.float32
     assert snr_db(reference["net_output_vocals"], estimate) > 40
+
+
+def test_objects_keras_tracks_by_id_while_loading_live_as_long_as_the_network():
+    # Keras matches objects by id() while a .keras file loads, and Bidirectional
+    # serialises its template LSTM to copy it. A template freed and its id
+    # taken by a later object made Keras hand back an earlier layer (a forward
+    # LSTM as backward: "should have different `go_backwards`") on about one
+    # load in ten of a file with four networks. No id can be reused while
+    # every object recorded during the build is alive.
+    import gc
+
+    from keras.src.saving import serialization_lib
+
+    recorded = []
+    record = serialization_lib.record_object_after_serialization
+
+    def recording(obj, config):
+        recorded.append(weakref.ref(obj))
+        return record(obj, config)
+
+    serialization_lib.record_object_after_serialization = recording
+    try:
+        with serialization_lib.ObjectSharingScope():
+            nets = [OpenUnmix(nb_bins=9, nb_channels=2, hidden_size=4, max_bin=6, target=t) for t in "ab"]
+    finally:
+        serialization_lib.record_object_after_serialization = record
+    gc.collect()
+    assert recorded  # the LSTMs, their initializers, dtype policies, ...
+    assert all(ref() is not None for ref in recorded)
+    for net in nets:
+        for index in range(3):
+            layer = net.get_layer(f"blstm_{index}")
+            assert not layer.forward_layer.go_backwards and layer.backward_layer.go_backwards

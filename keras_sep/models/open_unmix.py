@@ -174,11 +174,13 @@ class OpenUnmix(keras.Model):
         # === Recurrent stack over frames ===
         x = encoded
         units = hidden_size if unidirectional else hidden_size // 2
+        templates = []
         for index in range(nb_layers):
             if index:
                 x = keras.layers.Dropout(_LSTM_DROPOUT, name=f"lstm_dropout_{index}")(x)
             lstm = keras.layers.LSTM(units, return_sequences=True, name=f"lstm_{index}")
             if not unidirectional:
+                templates.append(lstm)
                 lstm = keras.layers.Bidirectional(lstm, merge_mode="concat", name=f"blstm_{index}")
             x = lstm(x)
         x = keras.layers.Concatenate(name="skip")([encoded, x])
@@ -193,6 +195,14 @@ class OpenUnmix(keras.Model):
         outputs = _OutputMask(name=target, dtype="float32")([x, inputs])
 
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        # Bidirectional copies its template LSTM through Keras serialisation,
+        # which, while a .keras file loads, matches objects by id(). A freed
+        # template's id reused by a later one (the next layer, or the next
+        # target's network in the same file) made Keras hand back the earlier
+        # copy: a forward layer as backward layer, about one load in ten with
+        # four networks. Kept alive (untracked: they hold no weights) as long
+        # as the model, no two templates share an id.
+        object.__setattr__(self, "_lstm_templates", tuple(templates))
         norm.shift.assign(shift)
         norm.scale.assign(scale)
 
