@@ -19,12 +19,6 @@ ENGINES = ("auto", "tensorflow", "litert")
 # LiteRT (benchmarks/engine_crossover.py; docs/performance.md).
 AUTO_LITERT_SECONDS = 120.0
 
-# {model: export folder} that choose() has just checked for the run that
-# follows: checking hashes the whole .tflite (0.1 s for Spleeter's 79 MB,
-# 7 % of a short LiteRT run), which litert_separator() need not do twice.
-_checked = {}
-
-
 def is_litert_export(model):
     """Whether ``model`` (the ``-m`` value) names a LiteRT export."""
     name = os.fspath(model)
@@ -87,7 +81,10 @@ def choose(args, paths):
             reason = "no LiteRT export of the model in the cache yet (made by keras-sep tune or --engine litert)"
         else:
             logger.debug("engine: litert (%.1f s of audio, cached export)", seconds)
-            _checked[os.fspath(args.model)] = path
+            # Checking hashed the whole .tflite (0.1 s for Spleeter's 79 MB, 7 %
+            # of a short LiteRT run): litert_separator() takes the checked
+            # folder from this run's arguments instead of checking it again.
+            args.checked_export = path
             return "litert"
     logger.debug("engine: tensorflow (%s)", reason)
     return "tensorflow"
@@ -102,7 +99,7 @@ def litert_separator(args, load):
 
     if is_litert_export(args.model):
         return _started(LiteRTSeparator, args.model, args.chunking)
-    path = _checked.pop(os.fspath(args.model), None) or cache.cached_export(args.model)
+    path = getattr(args, "checked_export", None) or cache.cached_export(args.model)
     if path is None:
         separator = load()
         if separator is None:

@@ -88,4 +88,3 @@ def test_auto_checks_the_cached_export_once_per_run(model_file, tune_env, tmp_pa
     assert cli.main(["separate", tune_env, "-m", model_file, "-o", str(tmp_path / "out")]) == 0
     assert os.path.isfile(tmp_path / "out" / "song" / "vocals.wav")
     assert len([p for p in hashed if p.endswith(".tflite")]) == 1
-    assert not _cli_engine._checked
