@@ -66,9 +66,9 @@ def test_streamed_griffin_lim_stems_do_not_depend_on_batches_or_blocks(model, mw
     # Without XLA (fast=False): the same graphs, compiled in a fraction of the time.
     kwargs = dict(phase="griffin_lim", phase_iterations=2, mwf=mwf, fast=False)
     one = Separator(model, batch_size=1, **kwargs).separate(wave, RATE)
-    from keras_sep.separation import separator as separator_module
+    from keras_sep.separation import resampling
 
-    monkeypatch.setattr(separator_module, "_BLOCK", 333)
+    monkeypatch.setattr(resampling, "BLOCK", 333)
     three = Separator(model, batch_size=3, **kwargs).separate(wave, RATE)
     for name in model.instruments:
         assert one[name].shape == wave.shape

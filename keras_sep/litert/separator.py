@@ -3,13 +3,11 @@ import json
 import logging
 import os
 
-import numpy as np
-
 from keras_sep import audio
 from keras_sep.litert.chunks import SpectralChunks
 from keras_sep.separation import outputs
 from keras_sep.separation.engine import ChunkStream
-from keras_sep.separation.resampling import ToInputRate, model_blocks
+from keras_sep.separation.resampling import ToInputRate, input_blocks, model_blocks
 
 CONFIG_NAME = "keras_sep.json"
 MODEL_NAME = "separator.tflite"
@@ -17,7 +15,6 @@ FORMAT = "keras_sep.litert"
 # Raised whenever what the .tflite takes or gives, or the config, changes meaning.
 FORMAT_VERSION = 1
 CHUNKING_MODES = ("overlap", "spleeter")
-_BLOCK = 1 << 18  # samples per block read from an array or a file
 
 logger = logging.getLogger(__name__)
 
@@ -141,27 +138,9 @@ class LiteRTSeparator:
         """Separate an array ``(samples, channels)`` or an audio file, as
         :meth:`keras_sep.Separator.separate` does: ``{instrument: float32
         (samples, channels)}`` at the input's rate and length."""
-        if isinstance(waveform, (str, os.PathLike)):
-            name = os.fspath(waveform)
-            reader = audio.AudioReader(name, offset=offset, duration=duration)
-            rate, blocks, length = reader.sample_rate, reader.blocks(_BLOCK), reader.frames
-        else:
-            name = "<array>"
-            array = audio.check_waveform(waveform, name)
-            if array.shape[1] > max(2, array.shape[0]):
-                raise audio.AudioError(
-                    f"{name}: shape {array.shape} looks like (channels, samples); "
-                    "pass (samples, channels), e.g. waveform.T"
-                )
-            rate = int(sample_rate or self.sample_rate)
-            length = len(array)
-            blocks = (array[i : i + _BLOCK] for i in range(0, len(array), _BLOCK))
-        parts = {n: [] for n in self.instruments}
-        for out in self.stream(blocks, rate, name=name, total=length):
-            for n, block in out.items():
-                parts[n].append(block)
-        empty = np.zeros((0, self.chunks.channels), np.float32)
-        return {n: np.concatenate(p) if p else empty for n, p in parts.items()}
+        name, rate, blocks, length = input_blocks(waveform, sample_rate or self.sample_rate, offset, duration)
+        stream = self.stream(blocks, rate, name=name, total=length)
+        return outputs.collect(stream, self.instruments, self.chunks.channels, length)
 
     # --- streaming ------------------------------------------------------------
 
@@ -206,8 +185,8 @@ class LiteRTSeparator:
         existing = [t for t in targets.values() if os.path.exists(t)]
         if existing and not overwrite:
             raise FileExistsError(f"{path}: output {existing[0]} exists (use overwrite=True / --overwrite)")
-        reader = audio.AudioReader(path, offset=offset, duration=duration)
-        with outputs.StemWriters(targets, reader.sample_rate, self.chunks.channels, codec, bitrate=bitrate) as writers:
-            for out in self.stream(reader.blocks(_BLOCK), reader.sample_rate, name=path, total=reader.frames):
+        _, rate, blocks, length = input_blocks(path, None, offset, duration)
+        with outputs.StemWriters(targets, rate, self.chunks.channels, codec, bitrate=bitrate) as writers:
+            for out in self.stream(blocks, rate, name=path, total=length):
                 writers.write(out)
         return targets

@@ -182,3 +182,24 @@ def grown(array, filled, frames):
     bigger = output_array(frames, array.shape[1])
     bigger[:filled] = array[:filled]
     return bigger
+
+
+def collect(stream, instruments, channels, length):
+    """``{instrument: (samples, channels)}``: the concatenated blocks that
+    ``stream`` yields (dicts ``{instrument: (m, channels)}``), in arrays
+    made for ``length`` samples up front, so nothing but the outputs grows
+    with the input's length."""
+    stems = {n: output_array(length, channels) for n in instruments}
+    filled = 0
+    for out in stream:
+        count = len(next(iter(out.values())))
+        capacity = len(stems[instruments[0]])
+        if filled + count > capacity:
+            # Resampling may round up, and a file only FFmpeg reads can
+            # decode to more than its stated length (or state none):
+            # grow geometrically, not by every block.
+            stems = {n: grown(o, filled, max(filled + count, 2 * capacity)) for n, o in stems.items()}
+        for n, block in out.items():
+            stems[n][filled : filled + count] = block
+        filled += count
+    return {n: o[:filled] for n, o in stems.items()}

@@ -4,6 +4,7 @@ soxr streams resample block by block, so that a song is never whole in
 memory; resampling there and back rounds twice (a few samples, all of them
 for a 1-sample input), so the stems are held to the input's exact length.
 """
+import os
 import warnings
 
 import numpy as np
@@ -19,6 +20,42 @@ class Reiterable:
 
     def __iter__(self):
         return iter(self.make())
+
+
+BLOCK = 1 << 18  # samples per block read from an array or a file
+
+
+def input_blocks(waveform, sample_rate, offset=0.0, duration=None):
+    """``(name, rate, blocks, length)`` of an array ``(samples, channels)``
+    (1-D is mono) at ``sample_rate``, or of an audio file at its own rate
+    (``offset``/``duration`` in seconds): re-iterable blocks of at most
+    :data:`BLOCK` samples, and the number of samples (a file's stated one).
+
+    Raises:
+        keras_sep.audio.AudioError: an unreadable file, a bad array, or one
+            that looks like ``(channels, samples)``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> name, rate, blocks, length = input_blocks(np.zeros((5, 2), "float32"), 44100)
+    >>> name, rate, length, [b.shape for b in blocks]
+    ('<array>', 44100, 5, [(5, 2)])
+    """
+    if isinstance(waveform, (str, os.PathLike)):
+        name = os.fspath(waveform)
+        reader = audio.AudioReader(name, offset=offset, duration=duration)
+        return name, reader.sample_rate, Reiterable(lambda: reader.blocks(BLOCK)), reader.frames
+    name = "<array>"
+    array = audio.check_waveform(waveform, name)
+    if array.shape[1] > max(2, array.shape[0]):
+        # (2, 441000) is a stereo clip the wrong way round, not
+        # two samples of 441000 channels.
+        raise audio.AudioError(
+            f"{name}: shape {array.shape} looks like (channels, samples); pass (samples, channels), e.g. waveform.T"
+        )
+    blocks = Reiterable(lambda: (array[i : i + BLOCK] for i in range(0, len(array), BLOCK)))
+    return name, int(sample_rate), blocks, len(array)
 
 
 def fit_channels(block, channels):

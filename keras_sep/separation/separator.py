@@ -3,13 +3,9 @@ import os
 
 import numpy as np
 
-from keras_sep import audio
 from keras_sep.separation import options, outputs, pipelines
 from keras_sep.separation.engine import ChunkStream, StatisticsStream
-from keras_sep.separation.resampling import Reiterable, ToInputRate, model_blocks
-
-_BLOCK = 1 << 18  # samples per block read from an array or a file
-
+from keras_sep.separation.resampling import ToInputRate, input_blocks, model_blocks
 
 class Separator:
     """Separate songs into stems with a :class:`WaveformSeparator` or an
@@ -184,39 +180,9 @@ class Separator:
             ``{instrument: float32 (samples, 2)}`` at the input's rate and
             length. Mono input is separated as identical left and right.
         """
-        if isinstance(waveform, (str, os.PathLike)):
-            name = os.fspath(waveform)
-            reader = audio.AudioReader(name, offset=offset, duration=duration)
-            rate, blocks, length = reader.sample_rate, Reiterable(lambda: reader.blocks(_BLOCK)), reader.frames
-        else:
-            name = "<array>"
-            array = audio.check_waveform(waveform, name)
-            if array.shape[1] > max(2, array.shape[0]):
-                # (2, 441000) is a stereo clip the wrong way round, not
-                # two samples of 441000 channels.
-                raise audio.AudioError(
-                    f"{name}: shape {array.shape} looks like (channels, samples); "
-                    "pass (samples, channels), e.g. waveform.T"
-                )
-            rate = int(sample_rate or self.sample_rate)
-            length = len(array)
-            blocks = Reiterable(lambda: (array[i : i + _BLOCK] for i in range(0, len(array), _BLOCK)))
-        # Blocks are copied into arrays of the expected length as they come,
-        # so nothing but the outputs grows with the input's length.
-        stems = {n: outputs.output_array(length, self.model.channels) for n in self.instruments}
-        filled = 0
-        for out in self.stream(blocks, rate, name=name, total=length):
-            count = len(next(iter(out.values())))
-            capacity = len(stems[self.instruments[0]])
-            if filled + count > capacity:
-                # Resampling may round up, and a file only FFmpeg reads can
-                # decode to more than its stated length (or state none):
-                # grow geometrically, not by every block.
-                stems = {n: outputs.grown(o, filled, max(filled + count, 2 * capacity)) for n, o in stems.items()}
-            for n, block in out.items():
-                stems[n][filled : filled + count] = block
-            filled += count
-        return {n: o[:filled] for n, o in stems.items()}
+        name, rate, blocks, length = input_blocks(waveform, sample_rate or self.sample_rate, offset, duration)
+        stream = self.stream(blocks, rate, name=name, total=length)
+        return outputs.collect(stream, self.instruments, self.model.channels, length)
 
     # --- streaming ------------------------------------------------------------
 
@@ -335,13 +301,12 @@ class Separator:
         existing = [t for t in targets.values() if os.path.exists(t)]
         if existing and not overwrite:
             raise FileExistsError(f"{path}: output {existing[0]} exists (use overwrite=True / --overwrite)")
-        reader = audio.AudioReader(path, offset=offset, duration=duration)
+        _, rate, blocks, length = input_blocks(path, None, offset, duration)
         # One chunk per call unless told otherwise: batches would hold
         # more memory for long files than a short one ever needs.
         batch = self._requested_batch or 1
-        blocks = Reiterable(lambda: reader.blocks(_BLOCK))
-        with outputs.StemWriters(targets, reader.sample_rate, self.model.channels, codec, bitrate=bitrate) as writers:
-            for out in self.stream(blocks, reader.sample_rate, name=path, total=reader.frames, batch_size=batch):
+        with outputs.StemWriters(targets, rate, self.model.channels, codec, bitrate=bitrate) as writers:
+            for out in self.stream(blocks, rate, name=path, total=length, batch_size=batch):
                 writers.write(out)
         return targets
 
