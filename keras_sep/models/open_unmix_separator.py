@@ -273,8 +273,7 @@ class OpenUnmixSeparator(keras.Model):
     def separate_waveform(self, waveform, overlap_frames=None, network=None, training=False):
         """The chunks of :meth:`separate_segments` over whole waveforms,
         cross-faded: what :class:`keras_sep.Separator` streams, as one
-        graph (an exported SavedModel serves this). Inputs need more than
-        ``n_fft // 2`` samples (the reflect padding). ``network`` must be
+        graph (an exported SavedModel serves this). ``network`` must be
         None (Open-Unmix has no inference plan)."""
         if network is not None:
             raise ValueError(f"Open-Unmix runs its Keras layers; network must be None, got {network!r}")
@@ -287,7 +286,11 @@ class OpenUnmixSeparator(keras.Model):
         hop_frames = self.chunk_hop(overlap)
         count = 1 + tf.maximum(0, (frames - self.chunk_frames + hop_frames - 1) // hop_frames)
         hop = hop_frames * self.n_hop
-        padded = tf.pad(waveform, [[0, 0], [half, half], [0, 0]], mode="REFLECT")
+        # Reflect padding as np.pad's (repeated for inputs of n_fft // 2
+        # samples or fewer, which ChunkStream also takes): periodic indices.
+        period = tf.maximum(2 * (samples - 1), 1)
+        folded = tf.range(-half, samples + half) % period
+        padded = tf.gather(waveform, tf.where(folded < samples, folded, period - folded), axis=1)
         span = (frames - 1) * self.n_hop + self.n_fft  # what the song's frames cover
         weights = self.chunk_weights(tf.range(count), count, overlap)
         # Whole chunks one at a time (memory grows with the input only
