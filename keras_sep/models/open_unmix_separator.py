@@ -24,10 +24,11 @@ class OpenUnmixSeparator(keras.Model):
     networks' BLSTMs see the whole input, as upstream.
 
     For streaming (:class:`keras_sep.Separator`), :meth:`separate_segments`
-    separates chunks of ``chunk_frames`` frames that share
-    ``overlap_frames`` frames with their neighbours, cross-faded linearly,
-    with the geometry of :class:`WaveformSeparator` (``frame_length``
-    zeros before the input, frames not centred): the BLSTM sees one chunk.
+    separates chunks of ``chunk_frames`` of the song's own centred frames
+    (the song's ends reflected, as above) that share ``overlap_frames``
+    frames with their neighbours, cross-faded linearly; the last chunk (the
+    only one, for a short input) holds just the frames left. The BLSTM
+    sees one chunk, so an input of one chunk is separated as by the call.
 
     Args:
         target_models: ``{target: OpenUnmix}`` or a list of
@@ -48,9 +49,7 @@ class OpenUnmixSeparator(keras.Model):
         chunk_frames, overlap_frames: the streaming chunks (see above);
             to stream, their difference must be a multiple of
             ``wiener_win_len`` (:meth:`check_streaming`), so that each chunk
-            is filtered in the song's windows; an overlap of
-            ``wiener_win_len`` plus the ``(n_fft / 2) / n_hop`` frames of
-            the lead (302) also ends each chunk on a window's end. The
+            is filtered in the song's windows. The
             default (2102 and 302: 49 s chunks sharing 7 s at 44.1 kHz) is
             chosen in docs/separation.md.
 
