@@ -214,3 +214,47 @@ def test_reproduces_pytorch_openunmix_separator(upstream, run, options):
     stems = model(arrays["mixture"][None])
     for name in model.instruments:
         assert snr_db(arrays[f"{run}_{name}"], stems[name][0]) > 60, name
+
+
+@pytest.mark.parametrize("run, options", [("niter1", {"niter": 1}), ("niter1_win8", {"niter": 1, "wiener_win_len": 8})])
+def test_streamed_separator_reproduces_pytorch_on_a_one_chunk_input(upstream, run, options):
+    """The streamed path frames the song as the whole-input call does
+    (centred, reflections at the song's ends): an input that fits in one
+    chunk is separated as upstream separates it."""
+    from keras_sep.separation import Separator
+
+    arrays, nets = upstream
+    model = OpenUnmixSeparator(nets, **{"wiener_win_len": 300, **options})
+    assert model.num_chunks(len(arrays["mixture"])) == 1
+    stems = Separator(model, batch_size=1).separate(arrays["mixture"], sample_rate=int(arrays["sample_rate"]))
+    for name in model.instruments:
+        assert snr_db(arrays[f"{run}_{name}"], stems[name]) > 60, name
+
+
+@pytest.mark.parametrize("samples", [300, 1000, 2000])
+def test_the_stream_runs_the_song_frames_only(samples):
+    """A short input is one chunk of its own frames, and a long one's last
+    chunk holds only the frames left: the frames run are the song's
+    (1 + samples // hop) plus the overlaps, never whole chunks of padding."""
+    from keras_sep.separation import Separator
+
+    model = OpenUnmixSeparator(_nets(TARGETS[:2]), niter=1, n_fft=N_FFT, n_hop=HOP,
+                               chunk_frames=40, overlap_frames=8, wiener_win_len=16, sample_rate=8000)
+    sep = Separator(model, batch_size=2)
+    compiled, frames = sep._pipelines.pipeline, []
+
+    def counting(batch):
+        def run(segments, weights):
+            frames.extend([weights.shape[1]] * len(weights))
+            assert segments.shape[1] == (weights.shape[1] - 1) * HOP + N_FFT
+            return compiled(batch)(segments, weights)
+        return run
+
+    sep._pipelines.pipeline = counting
+    sep.separate(_mixture(samples), sample_rate=8000)
+    count = model.num_chunks(samples)
+    song = 1 + samples // HOP
+    assert len(frames) == count
+    assert sum(frames) == song + (count - 1) * model.overlap_frames
+    if count == 1:
+        assert frames == [song]

@@ -1,5 +1,6 @@
 """Waveform in, stems out with Open-Unmix networks and Wiener filtering."""
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_sep.ops import stft as stft_ops
@@ -23,10 +24,11 @@ class OpenUnmixSeparator(keras.Model):
     networks' BLSTMs see the whole input, as upstream.
 
     For streaming (:class:`keras_sep.Separator`), :meth:`separate_segments`
-    separates chunks of ``chunk_frames`` frames that share
-    ``overlap_frames`` frames with their neighbours, cross-faded linearly,
-    with the geometry of :class:`WaveformSeparator` (``frame_length``
-    zeros before the input, frames not centred): the BLSTM sees one chunk.
+    separates chunks of ``chunk_frames`` of the song's own centred frames
+    (the song's ends reflected, as above) that share ``overlap_frames``
+    frames with their neighbours, cross-faded linearly; the last chunk (the
+    only one, for a short input) holds just the frames left. The BLSTM
+    sees one chunk, so an input of one chunk is separated as by the call.
 
     Args:
         target_models: ``{target: OpenUnmix}`` or a list of
@@ -47,9 +49,7 @@ class OpenUnmixSeparator(keras.Model):
         chunk_frames, overlap_frames: the streaming chunks (see above);
             to stream, their difference must be a multiple of
             ``wiener_win_len`` (:meth:`check_streaming`), so that each chunk
-            is filtered in the song's windows; an overlap of
-            ``wiener_win_len`` plus the ``(n_fft / 2) / n_hop`` frames of
-            the lead (302) also ends each chunk on a window's end. The
+            is filtered in the song's windows. The
             default (2102 and 302: 49 s chunks sharing 7 s at 44.1 kHz) is
             chosen in docs/separation.md.
 
@@ -161,7 +161,15 @@ class OpenUnmixSeparator(keras.Model):
         waves = istft(tf.ensure_shape(joined, [None, None, None, self.channels]))
         return tf.unstack(tf.reshape(waves, tf.concat([shape[:2], tf.shape(waves)[1:]], 0)), len(self.instruments))
 
-    # --- streaming: chunk layout as WaveformSeparator's ------------------
+    # --- streaming: centred chunks of the song's frames ------------------
+
+    centred = True  # ChunkStream: reflect the song's ends, shrink the last chunk
+
+    @property
+    def stream_lead(self):
+        """Samples before the input in the streamed time line: half a frame,
+        so that chunk frame ``k`` of chunk 0 is the song's centred frame ``k``."""
+        return self.n_fft // 2
 
     @property
     def segment_length(self):
@@ -172,15 +180,20 @@ class OpenUnmixSeparator(keras.Model):
         overlap = self.overlap_frames if overlap_frames is None else overlap_frames
         return self.chunk_frames - overlap
 
+    def num_frames(self, num_samples):
+        """The song's centred frames, as ``torch.stft(center=True)``'s."""
+        return 1 + num_samples // self.n_hop
+
     def num_chunks(self, num_samples, overlap_frames=None):
-        """Chunks needed for ``num_samples`` input samples (Python int)."""
-        overlap = self.overlap_frames if overlap_frames is None else overlap_frames
-        frames = -(-(num_samples + self.n_fft) // self.n_hop)
-        return max(1, -(-(frames - overlap) // self.chunk_hop(overlap)))
+        """Chunks needed for ``num_samples`` input samples (Python int): the
+        last one holds the song's last frame."""
+        excess = self.num_frames(num_samples) - self.chunk_frames
+        return 1 + max(0, -(-excess // self.chunk_hop(overlap_frames)))
 
     def chunk_weights(self, indices, num_chunks, overlap_frames=None):
         """Cross-fade weights ``(len(indices), chunk_frames)``: linear over
-        shared frames, summing to 1 in every frame."""
+        shared frames, summing to 1 in every frame (a shorter last chunk
+        takes the first columns of its row)."""
         overlap = self.overlap_frames if overlap_frames is None else overlap_frames
         indices = tf.convert_to_tensor(indices, tf.int32)[:, None]
         if overlap == 0:
@@ -204,30 +217,52 @@ class OpenUnmixSeparator(keras.Model):
             )
 
     def _window_start(self):
-        """Where a chunk's first frame is in its Wiener window. Chunk
-        frame ``k`` is the song's centred frame ``k - lead`` (the ``n_fft``
-        zeros before the input hold ``lead`` hops more than the centring
-        half frame), and chunks start a whole number of windows apart."""
-        if self.wiener_win_len is None or (self.n_fft // 2) % self.n_hop:
-            return 0
-        return -(self.n_fft // 2 // self.n_hop) % self.wiener_win_len
+        """Where a chunk's first frame is in its Wiener window: chunks start
+        on song frames a whole number of windows apart, so at 0."""
+        return 0
+
+    def edge_gain(self, begin, count, total=None):
+        """Gains ``(count,)`` for output samples ``begin ...`` of a song of
+        ``total`` samples (None: not known yet, longer than these) that turn
+        the chunks' constant overlap-add normalisation into the song's window
+        sum (``torch.istft``'s), which is smaller within a frame of either
+        end; None where all of them are 1."""
+        positions = np.arange(begin, begin + count)
+        near = positions < self.n_fft
+        if total is not None:
+            near |= positions >= total - 2 * self.n_fft
+        if not near.any():
+            return None
+        frames = np.inf if total is None else self.num_frames(total)
+        squared = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(self.n_fft) / self.n_fft)) ** 2
+        shifted = positions + self.n_fft // 2
+        envelope = np.zeros(count)
+        for k in range(-(-self.n_fft // self.n_hop)):
+            frame = shifted // self.n_hop - k
+            offset = shifted - frame * self.n_hop
+            valid = (frame >= 0) & (frame < frames) & (offset < self.n_fft)
+            envelope += np.where(valid, squared[np.minimum(offset, self.n_fft - 1)], 0.0)
+        gain = np.where(near & (envelope > 1e-11), 1.0 / (self.output_scale * np.maximum(envelope, 1e-11)), 1.0)
+        return gain.astype(np.float32)
 
     def separate_segments(self, segments, weights=None, training=False):
-        """Separate chunks given as waveform segments.
+        """Separate chunks given as stretches of the song's centred signal.
 
         Args:
-            segments: ``(chunks, segment_length, channels)`` float32, the
-                stretch of (zero-prefixed) waveform each chunk's frames span.
-            weights: ``(chunks, chunk_frames)`` cross-fade weights, or None.
+            segments: ``(chunks, samples, channels)`` float32: the samples
+                ``(frames - 1) * n_hop + n_fft`` that a chunk's frames span,
+                the song's ends reflected (:class:`ChunkStream` cuts them).
+            weights: ``(chunks, frames)`` cross-fade weights, or None.
 
         Returns:
-            dict ``{instrument: (chunks, segment_length, channels)}`` to be
-            overlap-added at a hop of ``chunk_hop() * frame_step`` samples.
+            dict ``{instrument: (chunks, samples, channels)}`` to be
+            overlap-added at a hop of ``chunk_hop() * n_hop`` samples and
+            multiplied by :meth:`edge_gain`.
         """
         spectrum = stft_ops.stft(tf.cast(segments, tf.float32), self.n_fft, self.n_hop)
         sources = self._filter(spectrum, training, start=self._window_start())
         # Overlap-add without window-sum normalisation, then the constant
-        # (exact where four frames overlap: everywhere but the zero lead).
+        # (the song's window sum but within a frame of its ends: edge_gain).
         factor = self.output_scale if weights is None else tf.cast(weights, tf.float32) * self.output_scale
         factor = tf.complex(factor, tf.zeros_like(factor))
         factor = factor if weights is None else factor[:, :, None, None, None]
@@ -245,26 +280,43 @@ class OpenUnmixSeparator(keras.Model):
         waveform = tf.cast(waveform, tf.float32)
         shape = tf.shape(waveform)
         batch, samples = shape[0], shape[1]
-        frames = (samples + self.n_fft + self.n_hop - 1) // self.n_hop
+        half = self.n_fft // 2
+        frames = samples // self.n_hop + 1
         hop_frames = self.chunk_hop(overlap)
-        count = tf.maximum(1, (frames - overlap + hop_frames - 1) // hop_frames)
+        count = 1 + tf.maximum(0, (frames - self.chunk_frames + hop_frames - 1) // hop_frames)
         hop = hop_frames * self.n_hop
-        after = (count - 1) * hop + self.segment_length - self.n_fft - samples
-        padded = tf.pad(waveform, tf.stack([[0, 0], [self.n_fft, after], [0, 0]]))
-        segments = tf.reshape(tf.signal.frame(padded, self.segment_length, hop, axis=1),
-                              [-1, 1, self.segment_length, self.channels])
-        weights = tf.reshape(tf.tile(self.chunk_weights(tf.range(count), count, overlap), tf.stack([batch, 1])),
-                             [-1, 1, self.chunk_frames])
+        # Reflect padding as np.pad's (repeated for inputs of n_fft // 2
+        # samples or fewer, which ChunkStream also takes): periodic indices.
+        period = tf.maximum(2 * (samples - 1), 1)
+        folded = tf.range(-half, samples + half) % period
+        padded = tf.gather(waveform, tf.where(folded < samples, folded, period - folded), axis=1)
+        span = (frames - 1) * self.n_hop + self.n_fft  # what the song's frames cover
+        weights = self.chunk_weights(tf.range(count), count, overlap)
+        # Whole chunks one at a time (memory grows with the input only
+        # through the waveforms), then the last one at its own length.
+        full = padded[:, : (count - 2) * hop + self.segment_length]
+        segments = tf.reshape(tf.signal.frame(full, self.segment_length, hop, axis=1),
+                              [-1, 1, self.segment_length, self.channels])[: batch * (count - 1)]
+        head = tf.reshape(tf.tile(weights[None, :-1], tf.stack([batch, 1, 1])), [-1, 1, self.chunk_frames])
         spec = tf.TensorSpec((1, self.segment_length, self.channels), tf.float32)
-        # One chunk at a time: memory grows with the input only through the waveforms.
         stems = tf.map_fn(lambda args: self.separate_segments(args[0], args[1], training=training),
-                          (segments, weights), fn_output_signature={n: spec for n in self.instruments},
+                          (segments, head), fn_output_signature={n: spec for n in self.instruments},
                           parallel_iterations=1)
+        start = (count - 1) * hop
+        last_weights = tf.tile(weights[-1:, : frames - (count - 1) * hop_frames], tf.stack([batch, 1]))
+        last = self.separate_segments(padded[:, start:span], last_weights, training=training)
+        envelope = tf.signal.overlap_and_add(
+            tf.tile(tf.square(tf.signal.hann_window(self.n_fft, periodic=True))[None], tf.stack([frames, 1])),
+            self.n_hop)[half : half + samples]
+        gain = (1.0 / (self.output_scale * envelope))[None, :, None]
         outputs = {}
         for name, chunks in stems.items():
-            chunks = tf.reshape(chunks, tf.stack([batch, count, self.segment_length, self.channels]))
+            chunks = tf.reshape(chunks, tf.stack([batch, count - 1, self.segment_length, self.channels]))
             joined = tf.transpose(tf.signal.overlap_and_add(tf.transpose(chunks, [0, 3, 1, 2]), hop), [0, 2, 1])
-            outputs[name] = joined[:, self.n_fft : self.n_fft + samples]
+            joined = joined[:, :span]
+            joined = tf.pad(joined, tf.stack([[0, 0], [0, span - tf.shape(joined)[1]], [0, 0]]))
+            joined += tf.pad(last[name], tf.stack([[0, 0], [start, 0], [0, 0]]))
+            outputs[name] = joined[:, half : half + samples] * gain
         return outputs
 
     def get_config(self):

@@ -23,7 +23,11 @@ class ChunkStream:
         geometry: the chunk layout: a ``WaveformSeparator`` (or anything
             with its ``segment_length``, ``frame_length``, ``frame_step``,
             ``channels``, ``instruments``, ``chunk_hop``, ``num_chunks`` and
-            ``chunk_weights``).
+            ``chunk_weights``). A ``centred`` one (``OpenUnmixSeparator``)
+            has ``stream_lead`` samples before the input instead of
+            ``frame_length``, the input's ends reflected into them and past
+            the end, a last chunk only as long as the song's frames
+            (``num_frames``), and output gains at the ends (``edge_gain``).
         overlap: frames two neighbouring chunks share.
         batch_size: chunks per ``run`` call (only the last may hold fewer).
         run: ``(segments (chunks, segment, channels), weights (chunks,
@@ -63,7 +67,12 @@ class ChunkStream:
         self.overlap = overlap
         self.hop = geometry.chunk_hop(overlap) * geometry.frame_step
         self.segment = geometry.segment_length
-        self.lead = geometry.frame_length
+        self.centred = getattr(geometry, "centred", False)
+        self.lead = geometry.stream_lead if self.centred else geometry.frame_length
+        # A centred chunk runs before the end only when the input holds a
+        # frame more than it spans: else it could turn out to be the last.
+        self.lookahead = geometry.frame_step if self.centred else 0
+        self.total = None  # input samples, once the end is known
         self.channels = geometry.channels
         # Input not yet consumed: buffer[begin:end], one array reused for the
         # whole stream (no new array per block).
@@ -89,8 +98,8 @@ class ChunkStream:
             total = self.geometry.num_chunks(self.received, self.overlap)
             return list(range(self.next_chunk, total))
         end = self.next_chunk * self.hop + self.end - self.begin
-        last = (end - self.segment) // self.hop
-        ready = list(range(self.next_chunk, last + 1)) if end >= self.segment else []
+        last = (end - self.segment - self.lookahead) // self.hop
+        ready = list(range(self.next_chunk, last + 1)) if end >= self.segment + self.lookahead else []
         # Whole batches only until the end: the input waits for the rest.
         return ready[: len(ready) - len(ready) % self.batch_size]
 
@@ -100,9 +109,13 @@ class ChunkStream:
             self._append(block)
             self.received += len(block)
         chunks = self._ready_chunks(final)
+        self.total = self.received if final else None
         pieces = {name: [] for name in self.geometry.instruments}
-        for start in range(0, len(chunks), self.batch_size):
-            self._process(chunks[start : start + self.batch_size], final, pieces)
+        # A centred stream's last chunk has a length of its own: alone.
+        alone = [chunks[-1:]] if final and self.centred and chunks else []
+        chunks = chunks[: len(chunks) - len(alone)]
+        for group in [chunks[i : i + self.batch_size] for i in range(0, len(chunks), self.batch_size)] + alone:
+            self._process(group, final, pieces)
         if final:
             self._emit(self.tail, self.next_chunk * self.hop, pieces)
         merged = {}
@@ -146,16 +159,33 @@ class ChunkStream:
         position of ``buffer[begin]``."""
         total = self.geometry.num_chunks(self.received, self.overlap) if final else None
         first = self.next_chunk * self.hop  # padded position of buffer[begin]
-        if self.segments is None or len(self.segments) != len(chunks):
-            self.segments = np.zeros((len(chunks), self.segment, self.channels), np.float32)
+        size = self.segment
+        if self.centred and total is not None and chunks[-1] == total - 1:
+            frames = self.geometry.num_frames(self.received) - chunks[-1] * self.geometry.chunk_hop(self.overlap)
+            size = (frames - 1) * self.geometry.frame_step + self.geometry.frame_length
+        if self.segments is None or self.segments.shape[:2] != (len(chunks), size):
+            self.segments = np.zeros((len(chunks), size, self.channels), np.float32)
         segments = self.segments  # reused: run() is done with it when it returns
         for row, c in enumerate(chunks):
             begin = self.begin + c * self.hop - first
-            piece = self.buffer[begin : min(begin + self.segment, self.end)]
+            piece = self.buffer[begin : min(begin + size, self.end)]
+            if self.centred and (c == 0 or size != self.segment):
+                piece = self._reflected(piece, c == 0, size)
             segments[row, : len(piece)] = piece
             segments[row, len(piece) :] = 0
         # Before the end is known, no chunk is the last one.
-        return segments, self._weights(chunks, total or 1 << 30), first
+        weights = self._weights(chunks, total or 1 << 30)
+        frames = (size - self.geometry.frame_length) // self.geometry.frame_step + 1
+        return segments, weights[:, :frames], first
+
+    def _reflected(self, piece, first, size):
+        """A centred chunk's stretch with the input's start reflected into
+        the lead (``first``) and its end reflected past it, as
+        ``torch.stft(center=True)`` pads (repeatedly for tiny inputs)."""
+        signal = piece[self.lead :] if first else piece
+        before = self.lead if first else 0
+        after = max(0, size - before - len(signal))
+        return np.pad(signal, ((before, after), (0, 0)), mode="reflect")[:size]
 
     def _advance(self, chunks, first):
         self.next_chunk = chunks[-1] + 1
@@ -173,8 +203,10 @@ class ChunkStream:
         count = min(len(next(iter(finished.values()))) - first, self.received - self.emitted)
         if count <= 0:
             return
+        gain = self.geometry.edge_gain(self.emitted, count, self.total) if self.centred else None
         for name, values in finished.items():
-            pieces[name].append(values[first : first + count])
+            values = values[first : first + count]
+            pieces[name].append(values if gain is None else values * gain[:, None])
         self.emitted += count
 
 

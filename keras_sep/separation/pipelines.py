@@ -106,6 +106,8 @@ class Pipelines(Mapping):
 
     def _signature(self):
         model = self.model
+        if getattr(model, "centred", False):  # the last chunk is as long as what is left
+            return [_tensor_spec((None, None, model.channels)), _tensor_spec((None, None))]
         return [
             _tensor_spec((None, model.segment_length, model.channels)),
             _tensor_spec((None, model.chunk_frames)),
