@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from keras_sep.ops import stft as stft_ops
 from keras_sep.ops import wiener_em
+from keras_sep.ops.crossfade import crossfade_weights
 
 # openunmix.filtering.wiener's regularisation.
 EPSILON = 1e-10
@@ -195,14 +196,7 @@ class OpenUnmixSeparator(keras.Model):
         shared frames, summing to 1 in every frame (a shorter last chunk
         takes the first columns of its row)."""
         overlap = self.overlap_frames if overlap_frames is None else overlap_frames
-        indices = tf.convert_to_tensor(indices, tf.int32)[:, None]
-        if overlap == 0:
-            return tf.ones(tf.stack([tf.shape(indices)[0], self.chunk_frames]), tf.float32)
-        ramp = (tf.range(overlap, dtype=tf.float32) + 0.5) / overlap
-        middle = tf.ones(tf.stack([tf.shape(indices)[0], self.chunk_frames - 2 * overlap]))
-        head = tf.where(indices > 0, ramp[None, :], 1.0)
-        tail = tf.where(indices < num_chunks - 1, 1.0 - ramp[None, :], 1.0)
-        return tf.concat([head, middle, tail], axis=1)
+        return crossfade_weights(indices, num_chunks, self.chunk_frames, overlap)
 
     def check_streaming(self):
         """Raise a ``ValueError`` unless chunks start a whole number of

@@ -5,6 +5,7 @@ import tensorflow as tf
 from keras_sep.ops import masks as mask_ops
 from keras_sep.ops import stft as stft_ops
 from keras_sep.ops import wiener as wiener_ops
+from keras_sep.ops.crossfade import crossfade_weights
 from keras_sep.ops.griffin_lim import reconstruct_phase
 
 # The momentum of the fast Griffin-Lim that separate_segments' phase_iterations run.
@@ -149,14 +150,7 @@ class WaveformSeparator(keras.Model):
         the first chunk does not fade in and the last does not fade out.
         """
         overlap = self.overlap_frames if overlap_frames is None else overlap_frames
-        indices = tf.convert_to_tensor(indices, tf.int32)[:, None]
-        if overlap == 0:
-            return tf.ones(tf.stack([tf.shape(indices)[0], self.chunk_frames]), tf.float32)
-        ramp = (tf.range(overlap, dtype=tf.float32) + 0.5) / overlap
-        middle = tf.ones(tf.stack([tf.shape(indices)[0], self.chunk_frames - 2 * overlap]))
-        head = tf.where(indices > 0, ramp[None, :], 1.0)
-        tail = tf.where(indices < num_chunks - 1, 1.0 - ramp[None, :], 1.0)
-        return tf.concat([head, middle, tail], axis=1)
+        return crossfade_weights(indices, num_chunks, self.chunk_frames, overlap)
 
     # --- per-chunk separation ----------------------------------------------
 
