@@ -7,7 +7,7 @@ from keras_sep import audio
 from keras_sep.litert.chunks import SpectralChunks
 from keras_sep.separation import outputs
 from keras_sep.separation.engine import ChunkStream
-from keras_sep.separation.resampling import ToInputRate, input_blocks, model_blocks
+from keras_sep.separation.resampling import input_blocks, through
 
 CONFIG_NAME = "keras_sep.json"
 MODEL_NAME = "separator.tflite"
@@ -150,14 +150,7 @@ class LiteRTSeparator:
         rate = int(sample_rate)
         bar = self._progress_bar(total, rate, name)
         engine = ChunkStream(self.chunks, self.overlap_frames, 1, self.chunks.separate_segments)
-        channels = self.chunks.channels
-        back = ToInputRate(self.sample_rate, rate, self.instruments, channels) if rate != self.sample_rate else None
-        for block, last in model_blocks(blocks, rate, self.sample_rate, channels, name, bar, counter=back):
-            out = engine.push(block, final=last)
-            if back is not None:
-                out = back.take(out, last)
-            if last or any(len(v) for v in out.values()):
-                yield out
+        yield from through(engine, blocks, rate, self.sample_rate, self.instruments, self.chunks.channels, name, bar)
         if bar is not None:
             bar.close()
 

@@ -139,6 +139,20 @@ def model_blocks(blocks, rate, model_rate, channels, name="<array>", bar=None, w
     yield tail, True
 
 
+def through(engine, blocks, rate, model_rate, instruments, channels, name="<array>", bar=None, warn=True):
+    """Push ``blocks`` (at ``rate``) through ``engine`` (a ChunkStream, at
+    ``model_rate``) and yield its finished output ``{instrument: (m,
+    channels)}`` back at ``rate``, in order; the last item is yielded even
+    when empty."""
+    back = ToInputRate(model_rate, rate, instruments, channels) if rate != model_rate else None
+    for block, last in model_blocks(blocks, rate, model_rate, channels, name, bar, warn=warn, counter=back):
+        out = engine.push(block, final=last)
+        if back is not None:
+            out = back.take(out, last)
+        if last or any(len(v) for v in out.values()):
+            yield out
+
+
 class ToInputRate:
     """Stems from the model's rate back to the input's, held to the input's
     length: never more output than input samples seen so far (the excess

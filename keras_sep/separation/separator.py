@@ -5,7 +5,7 @@ import numpy as np
 
 from keras_sep.separation import options, outputs, pipelines
 from keras_sep.separation.engine import ChunkStream, StatisticsStream
-from keras_sep.separation.resampling import ToInputRate, input_blocks, model_blocks
+from keras_sep.separation.resampling import input_blocks, model_blocks, through
 
 class Separator:
     """Separate songs into stems with a :class:`WaveformSeparator` or an
@@ -207,14 +207,8 @@ class Separator:
         if self.mwf:
             run = self._wiener_run(blocks, rate, name, bar, batch)
         engine = ChunkStream(model, self.overlap_frames, batch, run)
-        back = ToInputRate(self.sample_rate, rate, self.instruments, model.channels) if rate != self.sample_rate else None
-        pieces = model_blocks(blocks, rate, self.sample_rate, model.channels, name, bar, warn=not self.mwf, counter=back)
-        for block, last in pieces:
-            out = engine.push(block, final=last)
-            if back is not None:
-                out = back.take(out, last)
-            if last or any(len(v) for v in out.values()):
-                yield out
+        yield from through(engine, blocks, rate, self.sample_rate, self.instruments, model.channels, name, bar,
+                           warn=not self.mwf)
         if bar is not None:
             bar.close()
 
