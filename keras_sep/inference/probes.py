@@ -32,9 +32,9 @@ logger = logging.getLogger(__name__)
 _PLAN_MODULES = ("architecture", "forms", "kernels", "plan", "steps")
 
 
-def _code_digest():
+def _code_digest(modules):
     digest = hashlib.sha256()
-    for name in _PLAN_MODULES:
+    for name in modules:
         module = sys.modules.get(f"keras_sep.inference.{name}")
         path = getattr(module, "__file__", None) or os.path.join(os.path.dirname(__file__), f"{name}.py")
         with open(path, "rb") as handle:
@@ -42,9 +42,11 @@ def _code_digest():
     return digest.hexdigest()
 
 
-def key(model, **options):
-    """The sha256 naming a probe check of a plan of ``model`` (a Keras model)
-    made with ``options`` (forms, dtype, ...: anything JSON can write).
+def key(model, code=_PLAN_MODULES, **options):
+    """The sha256 naming a probe check of a plan of ``model`` (a Keras model,
+    or anything with ``get_config()`` and ``weights``) made with ``options``
+    (forms, dtype, ...: anything JSON can write) by the modules ``code`` of
+    :mod:`keras_sep.inference`.
 
     Example:
 
@@ -69,7 +71,7 @@ def key(model, **options):
     # package versions stand for them.
     versions = {"keras_sep": keras_sep.__version__, "keras": keras.__version__}
     config = {"model": model.get_config(), "options": options, "machine": autotune.machine_key(),
-              "code": _code_digest(), "versions": versions}
+              "code": _code_digest(code), "versions": versions}
     digest.update(json.dumps(config, sort_keys=True, default=repr).encode())
     for weight in model.weights:
         value = np.ascontiguousarray(weight.numpy())

@@ -143,14 +143,21 @@ class OpenUnmixSeparator(keras.Model):
             s, self.n_fft, self.n_hop, center=True, length=tf.shape(waveform)[1]))
         return dict(zip(self.instruments, waves))
 
-    def _filter(self, spectrum, training, start=0):
+    def _filter(self, spectrum, training, start=0, network=None):
         """Mixture spectrum ``(batch, frames, bins, channels)`` → source
         spectra ``(batch, frames, bins, channels, sources)``; the first
-        frame ``start`` frames into its Wiener window."""
+        frame ``start`` frames into its Wiener window. ``network``: None
+        (the Keras networks) or a callable of the magnitude that gives their
+        stacked estimates, ``(batch, frames, bins, channels, targets)``
+        (:class:`keras_sep.inference.open_unmix.OpenUnmixInference`)."""
         magnitude = tf.abs(spectrum)
-        estimates = [tf.cast(net(magnitude, training=training), tf.float32) for net in self.target_models]
+        if network is None:
+            estimates = tf.stack(
+                [tf.cast(net(magnitude, training=training), tf.float32) for net in self.target_models], axis=-1)
+        else:
+            estimates = network(magnitude)
         return wiener_em.windowed_wiener(
-            tf.stack(estimates, axis=-1), spectrum, self.wiener_win_len, start, iterations=self.niter,
+            estimates, spectrum, self.wiener_win_len, start, iterations=self.niter,
             softmask=self.softmask, residual=self.residual, epsilon=EPSILON,
         )
 
@@ -239,7 +246,7 @@ class OpenUnmixSeparator(keras.Model):
         gain = np.where(near & (envelope > 1e-11), 1.0 / (self.output_scale * np.maximum(envelope, 1e-11)), 1.0)
         return gain.astype(np.float32)
 
-    def separate_segments(self, segments, weights=None, training=False):
+    def separate_segments(self, segments, weights=None, training=False, network=None):
         """Separate chunks given as stretches of the song's centred signal.
 
         Args:
@@ -247,6 +254,8 @@ class OpenUnmixSeparator(keras.Model):
                 ``(frames - 1) * n_hop + n_fft`` that a chunk's frames span,
                 the song's ends reflected (:class:`ChunkStream` cuts them).
             weights: ``(chunks, frames)`` cross-fade weights, or None.
+            network: None (the Keras networks) or their inference plan
+                (see ``_filter``).
 
         Returns:
             dict ``{instrument: (chunks, samples, channels)}`` to be
@@ -254,7 +263,7 @@ class OpenUnmixSeparator(keras.Model):
             multiplied by :meth:`edge_gain`.
         """
         spectrum = stft_ops.stft(tf.cast(segments, tf.float32), self.n_fft, self.n_hop)
-        sources = self._filter(spectrum, training, start=self._window_start())
+        sources = self._filter(spectrum, training, start=self._window_start(), network=network)
         # Overlap-add without window-sum normalisation, then the constant
         # (the song's window sum but within a frame of its ends: edge_gain).
         factor = self.output_scale if weights is None else tf.cast(weights, tf.float32) * self.output_scale
@@ -266,10 +275,8 @@ class OpenUnmixSeparator(keras.Model):
     def separate_waveform(self, waveform, overlap_frames=None, network=None, training=False):
         """The chunks of :meth:`separate_segments` over whole waveforms,
         cross-faded: what :class:`keras_sep.Separator` streams, as one
-        graph (an exported SavedModel serves this). ``network`` must be
-        None (Open-Unmix has no inference plan)."""
-        if network is not None:
-            raise ValueError(f"Open-Unmix runs its Keras layers; network must be None, got {network!r}")
+        graph (an exported SavedModel serves this). ``network``: None (the
+        Keras networks) or their inference plan (see ``_filter``)."""
         overlap = self.overlap_frames if overlap_frames is None else int(overlap_frames)
         waveform = tf.cast(waveform, tf.float32)
         shape = tf.shape(waveform)
@@ -293,12 +300,12 @@ class OpenUnmixSeparator(keras.Model):
                               [-1, 1, self.segment_length, self.channels])[: batch * (count - 1)]
         head = tf.reshape(tf.tile(weights[None, :-1], tf.stack([batch, 1, 1])), [-1, 1, self.chunk_frames])
         spec = tf.TensorSpec((1, self.segment_length, self.channels), tf.float32)
-        stems = tf.map_fn(lambda args: self.separate_segments(args[0], args[1], training=training),
+        stems = tf.map_fn(lambda args: self.separate_segments(args[0], args[1], training=training, network=network),
                           (segments, head), fn_output_signature={n: spec for n in self.instruments},
                           parallel_iterations=1)
         start = (count - 1) * hop
         last_weights = tf.tile(weights[-1:, : frames - (count - 1) * hop_frames], tf.stack([batch, 1]))
-        last = self.separate_segments(padded[:, start:span], last_weights, training=training)
+        last = self.separate_segments(padded[:, start:span], last_weights, training=training, network=network)
         envelope = tf.signal.overlap_and_add(
             tf.tile(tf.square(tf.signal.hann_window(self.n_fft, periodic=True))[None], tf.stack([frames, 1])),
             self.n_hop)[half : half + samples]

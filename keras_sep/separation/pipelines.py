@@ -120,8 +120,9 @@ class Pipelines(Mapping):
             import tensorflow as tf
 
             model, network, jit, phase = self.model, self.network(batch), self.fast, self.phase_iterations
-            if not hasattr(model, "spectrogram_model"):  # Open-Unmix: its Keras layers, Wiener filter built in
-                separate = lambda s, w: model.separate_segments(s, w, training=False)  # noqa: E731
+            open_unmix = not hasattr(model, "spectrogram_model")
+            if open_unmix:  # the target networks (plan or Keras layers), Wiener filter built in
+                separate = lambda s, w: model.separate_segments(s, w, training=False, network=network)  # noqa: E731
             else:
                 separate = lambda s, w: model.separate_segments(  # noqa: E731
                     s, w, training=False, network=network, jit_compile=jit, phase_iterations=phase
@@ -131,7 +132,7 @@ class Pipelines(Mapping):
                 input_signature=self._signature(),
                 # The inference plan is plain TensorFlow: converting it with
                 # AutoGraph would only add a second to the first call.
-                autograph=network is None,
+                autograph=network is None or open_unmix,
             )
             self._compiled[batch] = lambda s, w: {name: value.numpy() for name, value in compiled(s, w).items()}
         return self._compiled[batch]
@@ -168,8 +169,12 @@ class Pipelines(Mapping):
     def network(self, batch):
         """The inference plan for calls of ``batch`` chunks (made once), or
         None: the Keras layers run."""
-        if not hasattr(self.model, "spectrogram_model"):  # Open-Unmix has no plan
-            return None
+        if not hasattr(self.model, "spectrogram_model"):  # Open-Unmix: one plan for any batch
+            if self.fast and "open_unmix" not in self._networks:
+                from keras_sep.inference.open_unmix import OpenUnmixInference
+
+                self._networks["open_unmix"] = OpenUnmixInference(self.model.target_models)
+            return self._networks.get("open_unmix")
         if self.fast and batch not in self._networks:
             from keras_sep.inference import inference_plan
 
