@@ -171,9 +171,14 @@ class Pipelines(Mapping):
         None: the Keras layers run."""
         if not hasattr(self.model, "spectrogram_model"):  # Open-Unmix: one plan for any batch
             if self.fast and "open_unmix" not in self._networks:
+                import tensorflow as tf
+
                 from keras_sep.inference.open_unmix import OpenUnmixInference
 
-                self._networks["open_unmix"] = OpenUnmixInference(self.model.target_models)
+                # On a GPU, Keras runs the LSTMs with cuDNN's fused kernels;
+                # the plan's step-by-step loops are for CPUs.
+                gpu = bool(tf.config.list_logical_devices("GPU"))
+                self._networks["open_unmix"] = None if gpu else OpenUnmixInference(self.model.target_models)
             return self._networks.get("open_unmix")
         if self.fast and batch not in self._networks:
             from keras_sep.inference import inference_plan

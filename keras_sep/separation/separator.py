@@ -40,7 +40,9 @@ class Separator:
         progress: show a progress bar; ``None`` shows one for inputs longer
             than a minute.
         fast: use the network's faster inference plan where it has one
-            (:func:`keras_sep.inference.inference_plan`, float32 models) and
+            (:func:`keras_sep.inference.inference_plan`, float32 models;
+            for Open-Unmix on a CPU,
+            :class:`keras_sep.inference.open_unmix.OpenUnmixInference`) and
             XLA for the STFT, and for masking with the inverse STFT. The
             plan copies the weights at the first separation: make a new
             ``Separator`` after changing them. On a new machine the first
