@@ -18,7 +18,10 @@ its own, timed as the median of ``--reps`` runs after a warm-up. Modes:
   call         keras_sep ``OpenUnmixSeparator`` on the whole array (the
                same signal path as upstream: its output should match);
   separate     ``keras_sep.Separator.separate()``: streamed overlapping
-               chunks of 2048 frames (about 47 s; the BLSTM sees one chunk);
+               chunks of 2102 frames (about 49 s; the BLSTM sees one chunk),
+               the networks run by their inference plan
+               (``keras_sep.inference.open_unmix``);
+  separate-keras  the same with ``fast=False``: the Keras layers;
   file         ``Separator.separate_to_file()``: WAV to four WAVs, streamed
                (its peak RSS should not grow with length); timed once.
 
@@ -51,13 +54,17 @@ TARGETS = ("vocals", "drums", "bass", "other")
 WIENER = dict(niter=1, wiener_win_len=300)
 
 
+CPU_TIMES = []  # the process's CPU seconds (all threads) of each timed run
+
+
 def timed(run, reps):
     out = run()  # warm-up: builds and traces
     times = []
     for _ in range(reps):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         out = run()
         times.append(time.perf_counter() - start)
+        CPU_TIMES.append(time.process_time() - cpu)
     return out, float(np.median(times)) if times else float("nan")
 
 
@@ -129,7 +136,8 @@ def ours_worker(args):
 
     nets = {t: open_unmix_from_pth(path) for t, path in weight_files(args.weights).items()}
     model = OpenUnmixSeparator(nets, **WIENER)
-    separator = Separator(model, progress=False)
+    # separate: the inference plan (the default); separate-keras: the Keras layers.
+    separator = Separator(model, progress=False, fast=args.worker != "separate-keras")
     if args.worker == "file":  # one run, tracing included: what a user waits for
         from keras_sep import audio
 
@@ -192,7 +200,9 @@ def main():
         work = {"weights": weights_worker, "torch": peer_worker}.get(args.worker, ours_worker)
         median, frames = work(args)
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(json.dumps({"median_s": round(median, 3), "audio_s": round(frames / RATE, 2), "peak_rss_mb": round(rss)}))
+        cpu = float(np.median(CPU_TIMES)) if CPU_TIMES else float("nan")
+        print(json.dumps({"median_s": round(median, 3), "cpu_s": round(cpu, 3), "audio_s": round(frames / RATE, 2),
+                          "peak_rss_mb": round(rss)}))
         return
 
     python = peer_python(args.peer)
@@ -215,9 +225,9 @@ def compare(python, args, scratch):
     args.weights = os.path.join(scratch, "weights")
     os.makedirs(args.weights)
     run_worker(python, args, "weights", 0, args.weights)
-    print("| system | mode | audio s | time s | × real time | × PyTorch | peak RSS MB "
+    print("| system | mode | audio s | time s | CPU s | × real time | × PyTorch | peak RSS MB "
           "| SNR vs PyTorch (min over stems, dB) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for seconds in args.lengths:
         # torch's OpenMP threads spin while they wait: on a busy machine one
         # thread can beat all of them, so each count is tried and the faster
@@ -227,24 +237,26 @@ def compare(python, args, scratch):
             peer_save = os.path.join(scratch, f"torch_{seconds}_{threads}.npz")
             peer = run_worker(python, args, "torch", seconds, peer_save, ("--threads", str(threads)))
             print(f"| openunmix 1.3.0 (torch 2.13.0) | torch, {threads} thread(s) | {peer['audio_s']} "
-                  f"| {peer['median_s']} | {peer['audio_s'] / peer['median_s']:.1f} |  | {peer['peak_rss_mb']} |  |",
+                  f"| {peer['median_s']} | {peer['cpu_s']} | {peer['audio_s'] / peer['median_s']:.1f} |  "
+                  f"| {peer['peak_rss_mb']} |  |",
                   flush=True)
             peers.append((peer["median_s"], peer_save, peer))
         _, peer_save, peer = min(peers, key=lambda p: p[0])
         reference = np.load(peer_save)
-        for mode in ("call", "separate"):
+        for mode in ("call", "separate-keras", "separate"):
             save = os.path.join(scratch, f"{mode}_{seconds}.npz")
             ours = run_worker(sys.executable, args, mode, seconds, save)
             stems = np.load(save)
             snr = min(snr_db(reference[t], stems[t]) for t in TARGETS)
-            print(f"| keras_sep | {mode} | {ours['audio_s']} | {ours['median_s']} | {ours['audio_s'] / ours['median_s']:.1f} "
+            print(f"| keras_sep | {mode} | {ours['audio_s']} | {ours['median_s']} | {ours['cpu_s']} "
+                  f"| {ours['audio_s'] / ours['median_s']:.1f} "
                   f"| {peer['median_s'] / ours['median_s']:.2f} | {ours['peak_rss_mb']} | {snr:.1f} |", flush=True)
     for minutes in args.file_minutes:
         wav = os.path.join(scratch, f"in_{minutes}.wav")
         soundfile.write(wav, tiled(60 * minutes), RATE, subtype="PCM_16")
         stems = os.path.join(scratch, f"stems_{minutes}")
         ours = run_worker(sys.executable, args, "file", 60 * minutes, stems, ("--input", wav))
-        print(f"| keras_sep | file | {ours['audio_s']} | {ours['median_s']} | {ours['audio_s'] / ours['median_s']:.1f} "
+        print(f"| keras_sep | file | {ours['audio_s']} | {ours['median_s']} |  | {ours['audio_s'] / ours['median_s']:.1f} "
               f"|  | {ours['peak_rss_mb']} |  |", flush=True)
         os.remove(wav)
 
