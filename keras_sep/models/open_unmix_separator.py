@@ -140,7 +140,7 @@ class OpenUnmixSeparator(keras.Model):
         spectrum = stft_ops.stft(waveform, self.n_fft, self.n_hop, center=True, pad_mode="reflect")
         sources = self._filter(spectrum, training)
         waves = self._inverse(sources, lambda s: stft_ops.istft(
-            s, self.n_fft, self.n_hop, center=True, length=tf.shape(waveform)[1]))
+            s, self.n_fft, self.n_hop, center=True, length=tf.shape(waveform)[1], data_format="channels_first"))
         return dict(zip(self.instruments, waves))
 
     def _filter(self, spectrum, training, start=0, network=None):
@@ -162,11 +162,14 @@ class OpenUnmixSeparator(keras.Model):
         )
 
     def _inverse(self, sources, istft):
-        """Every source through one inverse STFT; a list of waveforms."""
-        stacked = tf.transpose(sources, [4, 0, 1, 2, 3])
+        """Every source through one inverse STFT (``istft`` of a
+        channels-first spectrum, the layout ``tf.signal`` works in, so that
+        the sources are transposed once); a list of waveforms."""
+        stacked = tf.transpose(sources, [4, 0, 3, 1, 2])  # (sources, batch, channels, frames, bins)
         shape = tf.shape(stacked)
         joined = tf.reshape(stacked, tf.concat([[-1], shape[2:]], 0))
-        waves = istft(tf.ensure_shape(joined, [None, None, None, self.channels]))
+        waves = istft(tf.ensure_shape(joined, [None, self.channels, None, None]))
+        waves = tf.transpose(waves, [0, 2, 1])  # (sources * batch, samples, channels)
         return tf.unstack(tf.reshape(waves, tf.concat([shape[:2], tf.shape(waves)[1:]], 0)), len(self.instruments))
 
     # --- streaming: centred chunks of the song's frames ------------------
@@ -269,7 +272,8 @@ class OpenUnmixSeparator(keras.Model):
         factor = self.output_scale if weights is None else tf.cast(weights, tf.float32) * self.output_scale
         factor = tf.complex(factor, tf.zeros_like(factor))
         factor = factor if weights is None else factor[:, :, None, None, None]
-        waves = self._inverse(sources * factor, lambda s: stft_ops.istft(s, self.n_fft, self.n_hop, normalize=False))
+        waves = self._inverse(sources * factor, lambda s: stft_ops.istft(
+            s, self.n_fft, self.n_hop, normalize=False, data_format="channels_first"))
         return dict(zip(self.instruments, waves))
 
     def separate_waveform(self, waveform, overlap_frames=None, network=None, training=False):
