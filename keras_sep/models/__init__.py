@@ -1,5 +1,8 @@
 """Model builders made of keras_sep layers."""
 from keras_sep import _backend  # noqa: F401  (refuses a Keras backend other than TensorFlow)
+# A compiled model's .keras file names its loss: registered with the models,
+# so that keras.saving.load_model reads what keras_sep's training saved.
+from keras_sep import losses as _losses  # noqa: E402,F401
 from keras_sep.models.unet_separator import UNetSeparator, unet_separator  # noqa: E402,F401
 from keras_sep.models.waveform_separator import WaveformSeparator  # noqa: E402,F401
 from keras_sep.models.dense_autoencoder import DenseAutoencoder, dense_autoencoder  # noqa: E402,F401
