@@ -68,7 +68,8 @@ def song(seconds, seed=0):
 
 def snr_db(reference, estimate):
     reference = np.asarray(reference, np.float64)
-    return 10 * np.log10(np.sum(reference ** 2) / np.sum((reference - estimate) ** 2.0))
+    with np.errstate(divide="ignore"):  # identical stems: inf dB
+        return 10 * np.log10(np.sum(reference ** 2) / np.sum((reference - estimate) ** 2.0))
 
 
 def sisec_sdr(references, estimates, window=RATE, hop=RATE):
@@ -218,16 +219,16 @@ def main():
     results = []
     for names, wave, stems in songs:
         seconds = len(wave) / RATE
-        stamp = time.time()
         model = OpenUnmixSeparator(nets, niter=args.niter)
         if not results:  # the memory-light whole-song path is the call's
             cut = wave[: 20 * RATE]
             call, light = model(cut[None]), whole_song(model, cut, windows=1)
             print("whole-song path against the call on 20 s, SNR (dB): " + ", ".join(
                 f"{t} {snr_db(np.asarray(call[t][0]), light[t]):.1f}" for t in nets), flush=True)
+        stamp = time.time()
         whole = whole_song(model, wave)
         record = {"seconds": seconds, "tracks": names, "whole_s": time.time() - stamp, "chunks": {}}
-        print(f"\n{seconds:g} s song ({len(names)} tracks: {', '.join(names)}); whole song in "
+        print(f"\n{seconds:g} s song ({', '.join(names)}); whole song in "
               f"{record['whole_s']:.0f} s", flush=True)
         if stems is not None:
             record["sdr_whole"] = sisec_sdr(stems, whole)
