@@ -234,10 +234,12 @@ def wiener(
     True
     """
     x = tf.cast(spectrum, tf.complex64)
-    y = (_compiled_start if jit_compile else _start)(estimates, x, softmask, residual, epsilon)
     if not iterations:
-        return y
-    return (_compiled_refine if jit_compile else _refine)(y, x, iterations, epsilon, scale_factor, dtype)
+        return (_compiled_start if jit_compile else _start)(estimates, x, softmask, residual, epsilon)
+    y, x, scale = (_compiled_scaled_start if jit_compile else _scaled_start)(
+        estimates, x, softmask, residual, epsilon, scale_factor
+    )
+    return (_compiled_rescaled_steps if jit_compile else _rescaled_steps)(y, x, scale, iterations, epsilon, dtype)
 
 
 def _start(estimates, x, softmask, residual, epsilon):
@@ -247,25 +249,34 @@ def _start(estimates, x, softmask, residual, epsilon):
     return y
 
 
-def _refine(y, x, iterations, epsilon, scale_factor, dtype):
+def _scaled_start(estimates, x, softmask, residual, epsilon, scale_factor):
+    """The initial estimates and the mixture divided by the scale, and the
+    scale ``(batch, 1, 1, 1)``."""
+    y = _start(estimates, x, softmask, residual, epsilon)
     peak = tf.reduce_max(tf.abs(x), axis=[1, 2, 3])
     scale = tf.maximum(1.0, peak / scale_factor)[:, None, None, None]
-    y = expectation_maximization(_divide(y, scale[..., None]), _divide(x, scale), iterations, epsilon, dtype)
-    y = tf.cast(y, tf.complex64)
+    return _divide(y, scale[..., None]), _divide(x, scale), scale
+
+
+def _rescaled_steps(y, x, scale, iterations, epsilon, dtype):
+    """The EM steps on the scaled-down excerpt, scaled back up, complex64."""
+    y = tf.cast(expectation_maximization(y, x, iterations, epsilon, dtype), tf.complex64)
     return tf.complex(tf.math.real(y) * scale[..., None], tf.math.imag(y) * scale[..., None])
 
 
 def _divide(z, real):
     """``z / real`` part by part: a complex division costs several times
-    more, and XLA repeats it in each pass that reads ``z``."""
+    more, and XLA would repeat it in each pass that reads ``z``."""
     return tf.complex(tf.math.real(z) / real, tf.math.imag(z) / real)
 
 
-# Two XLA computations, not one: compiled together, the initial estimates'
-# square roots and divisions are fused into (so recomputed by) every pass of
-# the EM step, which then takes 1.7x the time of the two apart.
+# The initial estimates and the EM steps as separate XLA computations:
+# compiled as one, the estimates' square roots and divisions are fused into
+# (so recomputed by) every pass of the EM step, which then takes 1.7x the
+# time of the two apart.
 _compiled_start = tf.function(_start, jit_compile=True, autograph=False)
-_compiled_refine = tf.function(_refine, jit_compile=True, autograph=False)
+_compiled_scaled_start = tf.function(_scaled_start, jit_compile=True, autograph=False)
+_compiled_rescaled_steps = tf.function(_rescaled_steps, jit_compile=True, autograph=False)
 
 
 def windowed_wiener(estimates, spectrum, window=300, start=0, jit_compile=False, **kwargs):
