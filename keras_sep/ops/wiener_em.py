@@ -126,12 +126,13 @@ def _stereo_steps(y, x, iterations, epsilon):
         r01 = tf.reduce_sum(y0 * tf.math.conj(y1), axis=1, keepdims=True) / _complex(weight)
         c00 = tf.reduce_sum(v * r00, axis=-1, keepdims=True) + sqrt_eps
         c11 = tf.reduce_sum(v * r11, axis=-1, keepdims=True) + sqrt_eps
-        c01 = tf.reduce_sum(_complex(v) * r01, axis=-1, keepdims=True)
+        v = _complex(v)
+        c01 = tf.reduce_sum(v * r01, axis=-1, keepdims=True)
         inv_det = _complex(1.0 / (c00 * c11 - _power(c01)))
         z0 = (_complex(c11) * x0 - c01 * x1) * inv_det
         z1 = (_complex(c00) * x1 - tf.math.conj(c01) * x0) * inv_det
-        y0 = _complex(v) * (_complex(r00) * z0 + r01 * z1)
-        y1 = _complex(v) * (tf.math.conj(r01) * z0 + _complex(r11) * z1)
+        y0 = v * (_complex(r00) * z0 + r01 * z1)
+        y1 = v * (tf.math.conj(r01) * z0 + _complex(r11) * z1)
     return tf.stack([y0, y1], axis=3)
 
 
@@ -148,7 +149,7 @@ def _mono_steps(y, x, iterations, epsilon):
 
 
 def _power(z):
-    return tf.math.real(z) ** 2 + tf.math.imag(z) ** 2
+    return tf.math.real(z * tf.math.conj(z))
 
 
 def initial_estimates(estimates, spectrum, softmask=True, epsilon=EPSILON):
@@ -255,19 +256,14 @@ def _scaled_start(estimates, x, softmask, residual, epsilon, scale_factor):
     y = _start(estimates, x, softmask, residual, epsilon)
     peak = tf.reduce_max(tf.abs(x), axis=[1, 2, 3])
     scale = tf.maximum(1.0, peak / scale_factor)[:, None, None, None]
-    return _divide(y, scale[..., None]), _divide(x, scale), scale
+    # A product, not a complex division, which costs several times more.
+    inverse = _complex(1.0 / scale)
+    return y * inverse[..., None], x * inverse, scale
 
 
 def _rescaled_steps(y, x, scale, iterations, epsilon, dtype):
     """The EM steps on the scaled-down excerpt, scaled back up, complex64."""
-    y = tf.cast(expectation_maximization(y, x, iterations, epsilon, dtype), tf.complex64)
-    return tf.complex(tf.math.real(y) * scale[..., None], tf.math.imag(y) * scale[..., None])
-
-
-def _divide(z, real):
-    """``z / real`` part by part: a complex division costs several times
-    more, and XLA would repeat it in each pass that reads ``z``."""
-    return tf.complex(tf.math.real(z) / real, tf.math.imag(z) / real)
+    return tf.cast(expectation_maximization(y, x, iterations, epsilon, dtype), tf.complex64) * _complex(scale)[..., None]
 
 
 # The initial estimates and the EM steps as separate XLA computations:
