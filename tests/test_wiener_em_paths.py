@@ -87,6 +87,16 @@ def test_xla_filter_equals_the_plain_one(channels, softmask, residual):
     assert snr_db(wiener_em.wiener(v, x, **kwargs).numpy(), whole) > 110
 
 
+@pytest.mark.parametrize("channels", [2, 3])
+def test_xla_filter_in_complex128(channels):
+    v, x = _magnitudes(23, channels)
+    kwargs = dict(iterations=1, dtype=tf.complex128)
+    plain = wiener_em.windowed_wiener(v, x, 10, 4, **kwargs).numpy()
+    compiled = wiener_em.windowed_wiener(v, x, 10, 4, jit_compile=True, **kwargs).numpy()
+    assert compiled.dtype == np.complex64
+    assert snr_db(plain, compiled) > 130
+
+
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_each_batch_item_is_cut_into_its_own_windows(jit_compile):
     v, x = _magnitudes(17, batch=3)
