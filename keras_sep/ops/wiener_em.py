@@ -213,7 +213,8 @@ def wiener(
             (:func:`expectation_maximization`); the result is complex64.
         jit_compile: compute with XLA (about 3x less CPU time for stereo;
             it needs XLA wherever the graph runs, which TF Serving does not
-            enable by default).
+            enable by default). The EM steps of more than two channels run
+            without it.
 
     Returns:
         ``(batch, frames, bins, channels, sources [+ 1])`` complex64.
@@ -240,7 +241,10 @@ def wiener(
     y, x, scale = (_compiled_scaled_start if jit_compile else _scaled_start)(
         estimates, x, softmask, residual, epsilon, scale_factor
     )
-    return (_compiled_rescaled_steps if jit_compile else _rescaled_steps)(y, x, scale, iterations, epsilon, dtype)
+    # XLA has no general matrix inverse: more channels than two take the
+    # steps in plain TensorFlow.
+    steps = _compiled_rescaled_steps if jit_compile and x.shape[-1] in (1, 2) else _rescaled_steps
+    return steps(y, x, scale, iterations, epsilon, dtype)
 
 
 def _start(estimates, x, softmask, residual, epsilon):
