@@ -21,8 +21,10 @@ Layout: norbert's, with a batch axis in front. The mixture spectrum is
 ``(batch, frames, bins, channels)`` complex64, the source magnitudes
 ``(batch, frames, bins, channels or 1, sources)`` float32 and the source
 spectra ``(batch, frames, bins, channels, sources)`` complex64. Batch, frames
-and bins may be dynamic; channels must be known (it picks the matrix
-inverse). Everything runs in float32 / complex64 whatever comes in.
+and bins may be dynamic; channels must be known (it picks the form of the
+EM steps: entry by entry for mono and stereo, matrices otherwise).
+Everything runs in float32 / complex64 whatever comes in (complex128 on
+request), with XLA on request (``jit_compile``).
 """
 import numpy as np
 import tensorflow as tf
@@ -211,9 +213,9 @@ def wiener(
         scale_factor: see above.
         dtype: the arithmetic of the EM steps
             (:func:`expectation_maximization`); the result is complex64.
-        jit_compile: compute with XLA (about 3x less CPU time for stereo;
-            it needs XLA wherever the graph runs, which TF Serving does not
-            enable by default). The EM steps of more than two channels run
+        jit_compile: compute with XLA: about 3x less CPU time for stereo,
+            but the graph then needs XLA wherever it runs, which not every
+            TF Serving build has. The EM steps of more than two channels run
             without it.
 
     Returns:
@@ -267,7 +269,8 @@ def _scaled_start(estimates, x, softmask, residual, epsilon, scale_factor):
 
 def _rescaled_steps(y, x, scale, iterations, epsilon, dtype):
     """The EM steps on the scaled-down excerpt, scaled back up, complex64."""
-    return tf.cast(expectation_maximization(y, x, iterations, epsilon, dtype), tf.complex64) * _complex(scale)[..., None]
+    y = tf.cast(expectation_maximization(y, x, iterations, epsilon, dtype), tf.complex64)
+    return y * _complex(scale)[..., None]
 
 
 # The initial estimates and the EM steps as separate XLA computations:
@@ -291,10 +294,9 @@ def windowed_wiener(estimates, spectrum, window=300, start=0, jit_compile=False,
             much shorter, so that a chunk of a song is cut into the song's
             windows.
         jit_compile: filter with XLA (see :func:`wiener`). Every window is
-            then zero-padded to
-            ``window`` frames, so that one compiled shape serves them all:
-            frames of zeros change neither a window's covariances nor its
-            scale.
+            then zero-padded to ``window`` frames, so that one compiled shape
+            serves them all: frames of zeros change neither a window's
+            covariances nor its scale.
         **kwargs: the other arguments of :func:`wiener`.
 
     Returns:
@@ -322,7 +324,7 @@ def windowed_wiener(estimates, spectrum, window=300, start=0, jit_compile=False,
         low, high = tf.maximum(first, 0), tf.minimum(first + window, frames)
         pieces = estimates[item : item + 1, low:high], spectrum[item : item + 1, low:high]
         if jit_compile:
-            pieces = [tf.ensure_shape(_pad_frames(p, window - (high - low)), [1, window] + p.shape[2:]) for p in pieces]
+            pieces = [_pad_frames(piece, window) for piece in pieces]
         y = wiener(*pieces, jit_compile=jit_compile, **kwargs)[0, : high - low]
         return index + 1, parts.write(index, y)
 
@@ -335,8 +337,8 @@ def windowed_wiener(estimates, spectrum, window=300, start=0, jit_compile=False,
     return tf.ensure_shape(y, [None, None] + bins_and_channels + [None])
 
 
-def _pad_frames(tensor, count):
-    """``count`` frames of zeros after the frames (axis 1) of ``tensor``."""
-    rows = tf.concat([[[0, 0], tf.stack([0, count])], tf.zeros([tensor.shape.rank - 2, 2], tf.int32)], 0)
-    return tf.pad(tensor, rows)
+def _pad_frames(tensor, frames):
+    """``tensor`` with frames (axis 1) of zeros appended up to ``frames``."""
+    rows = [[0, 0], [0, frames - tf.shape(tensor)[1]]] + [[0, 0]] * (tensor.shape.rank - 2)
+    return tf.ensure_shape(tf.pad(tensor, rows), tensor.shape[:1] + [frames] + tensor.shape[2:])
 
