@@ -149,16 +149,18 @@ class OpenUnmixSeparator(keras.Model):
         frame ``start`` frames into its Wiener window. ``network``: None
         (the Keras networks) or a callable of the magnitude that gives their
         stacked estimates, ``(batch, frames, bins, channels, targets)``
-        (:class:`keras_sep.inference.open_unmix.OpenUnmixInference`)."""
+        (:class:`keras_sep.inference.open_unmix.OpenUnmixInference`), whose
+        ``jit_compile`` the Wiener filter follows."""
         magnitude = tf.abs(spectrum)
         if network is None:
             estimates = tf.stack(
                 [tf.cast(net(magnitude, training=training), tf.float32) for net in self.target_models], axis=-1)
         else:
             estimates = network(magnitude)
+        # The plan's XLA setting (off in exports: not every TF Serving has XLA).
         return wiener_em.windowed_wiener(
-            estimates, spectrum, self.wiener_win_len, start, iterations=self.niter,
-            softmask=self.softmask, residual=self.residual, epsilon=EPSILON,
+            estimates, spectrum, self.wiener_win_len, start, iterations=self.niter, softmask=self.softmask,
+            residual=self.residual, epsilon=EPSILON, jit_compile=getattr(network, "jit_compile", False),
         )
 
     def _inverse(self, sources, istft):
