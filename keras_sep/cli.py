@@ -14,6 +14,7 @@ import sys
 
 from keras_sep import _cli_engine as _engine
 from keras_sep import _cli_process as _process
+from keras_sep import _cli_xla as _xla
 
 DEFAULT_MODEL = "spleeter:2stems"
 logger = _process.logger
@@ -522,7 +523,7 @@ def main(argv=None):
         if not hasattr(args, "pipeline_args"):
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         args.pipeline_args = unknown
-    with _process.messages_to_stderr(args.verbose):
+    with _process.messages_to_stderr(args.verbose), _xla.command():
         if args.func is not _separate:  # which separates without TensorFlow when its engine is LiteRT
             _process.start_tensorflow(args.verbose)  # every other command runs TensorFlow
         return args.func(args)
