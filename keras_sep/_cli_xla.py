@@ -54,15 +54,18 @@ _FLAGS = "TF_XLA_FLAGS"
 _DIRECTORY_FLAG = "--tf_xla_persistent_cache_directory"
 _OFF = ("0", "false", "no", "off")
 
-# The filter process: stdin to stdout, less the loader's false alarms. A
-# line is held back only while it could still become one (it starts with
-# "E"); anything else, e.g. a progress bar's "\r" line, passes at once.
+# The filter process: stdin to stdout, less the loader's false alarms
+# (TensorFlow writes each log line at once, so one arrives whole). Text that
+# could still become one (from an "E" that may start a log line on) waits
+# for the line's end; anything else, e.g. a progress bar's "\r" line, passes
+# at once.
 _FILTER = r"""
 import os, re
 drop = re.compile(
     rb"E\d{4} [\d:. ]+\d+ (?:[\w./-]*/)?(?:cpu_aot_loader\.cc:\d+\] Loading XLA:CPU AOT result\. "
     rb"Target machine feature \+(?:prefer|fast)-[\w-]+ is not +supported on the host machine"
-    rb"|text_format\.cc:\d+\] Error parsing text-format tensorflow\.XlaSerializedCacheEntry: )")
+    rb"|text_format\.cc:\d+\] Error parsing text-format tensorflow\.XlaSerializedCacheEntry: )[^\n]*\n")
+start = re.compile(rb"E(?:\d{4} |\d{0,4}$)")
 held = b""
 while True:
     data = os.read(0, 65536)
@@ -70,13 +73,13 @@ while True:
         break
     held += data
     *lines, held = re.split(rb"(?<=[\n\r])", held)
-    out = b"".join(line for line in lines if not drop.match(line))
-    if held and not held.startswith(b"E"):
-        out, held = out + held, b""
+    out = drop.sub(b"", b"".join(lines))
+    found = start.search(held)
+    cut = found.start() if found else len(held)
+    out, held = out + held[:cut], held[cut:]
     if out:
         os.write(1, out)
-if held:
-    os.write(1, held)
+os.write(1, held)
 """
 
 
@@ -179,7 +182,7 @@ def _remove_abandoned(shared):
 def checked_entries(shared, run):
     """Link the entries of ``shared`` that match their records into ``run``;
     remove the others (TensorFlow then compiles them again). Their names."""
-    linked = set()
+    linked, removed = set(), []
     for name in sorted(os.listdir(shared)):
         if not name.endswith(".pb"):
             continue
@@ -190,7 +193,7 @@ def checked_entries(shared, run):
         except OSError:
             valid = False
         if not valid:
-            logger.warning("%s: stale or corrupt XLA cache entry removed; it is compiled again", path)
+            removed.append(name)
             for stale in (path, path + ".sha256"):
                 with contextlib.suppress(OSError):
                     os.remove(stale)
@@ -200,6 +203,10 @@ def checked_entries(shared, run):
         except OSError:  # a file system without hard links
             shutil.copyfile(path, os.path.join(run, name))
         linked.add(name)
+    if removed:
+        logger.warning("%s: %d stale or corrupt XLA cache entr%s removed; compiled again where needed",
+                       shared, len(removed), "y" if len(removed) == 1 else "ies")
+        logger.debug("removed: %s", " ".join(removed))
     return linked
 
 
