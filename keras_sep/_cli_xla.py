@@ -167,6 +167,8 @@ def _recorded(path):
 
 def _remove_abandoned(shared):
     """Remove the run folders of processes that ended without cleaning up (killed)."""
+    if os.name != "posix":  # elsewhere os.kill(pid, 0) would end the process
+        return
     for name in os.listdir(shared):
         match = re.fullmatch(r"run-(\d+)-\w+", name)
         if match is None:
@@ -302,15 +304,16 @@ _command = None  # the running command's cache (main() sets it)
 
 
 @contextlib.contextmanager
-def command():
-    """The cache for one command of ``main()``; :func:`start` uses it."""
+def command(use=True):
+    """The cache for one command of ``main()`` (none unless ``use``); :func:`start` uses it."""
     global _command
-    saved, _command = _command, _Cache()
+    saved, _command = _command, _Cache() if use else None
     try:
         yield _command
     finally:
         cache, _command = _command, saved
-        cache.close()
+        if cache is not None:
+            cache.close()
 
 
 def start():

@@ -16,7 +16,7 @@ from test_litert import RATE, small_model
 PEEK = (
     "import os, sys\n"
     "from keras_sep import _cli_xla\n"
-    "with _cli_xla.command():\n"
+    "with _cli_xla.command(sys.argv[1] == 'separate'):\n"
     "    _cli_xla.start()\n"
     "    print('during', os.environ.get('TF_XLA_FLAGS'))\n"
     "print('after', os.environ.get('TF_XLA_FLAGS'))\n"
@@ -32,8 +32,9 @@ def environ(cache, **extra):
     return env
 
 
-def peek(cache, **extra):
-    done = subprocess.run([sys.executable, "-c", PEEK], env=environ(cache, **extra), capture_output=True, text=True)
+def peek(cache, command="separate", **extra):
+    done = subprocess.run([sys.executable, "-c", PEEK, command], env=environ(cache, **extra), capture_output=True,
+                          text=True)
     assert done.returncode == 0, done.stderr
     lines = dict(line.split(" ", 1) for line in done.stdout.splitlines())
     assert lines["tensorflow"] == "imported: False"
@@ -65,6 +66,11 @@ def test_a_users_tf_xla_flags_are_kept_and_their_own_cache_directory_wins(tmp_pa
 @pytest.mark.parametrize("switch", [{"KERAS_SEP_TUNE": "0"}, {"KERAS_SEP_XLA_CACHE": "off"}])
 def test_switched_off_it_leaves_tensorflow_as_it_is(tmp_path, switch):
     during, after, _ = peek(tmp_path, **switch)
+    assert during == after == "None" and not os.path.exists(tmp_path / "xla")
+
+
+def test_commands_that_do_not_separate_leave_tensorflow_as_it_is(tmp_path):
+    during, after, _ = peek(tmp_path, "train")
     assert during == after == "None" and not os.path.exists(tmp_path / "xla")
 
 
@@ -164,3 +170,18 @@ def test_a_second_process_loads_the_compiled_code_and_corrupt_entries_are_compil
     assert set(rebuilt) == set(stored)
     # Compiled again (a new file with its record: the bytes differ from run to run).
     assert all(rebuilt[p][0] != stored[p][0] for p in (paths[0], paths[1], paths[-1]))
+
+
+def test_main_keeps_the_cache_for_the_commands_that_separate(monkeypatch, tmp_path):
+    import contextlib
+
+    from keras_sep import cli
+
+    asked = []
+    monkeypatch.setattr(_cli_xla, "command", lambda use: asked.append(use) or contextlib.nullcontext())
+    for name in ("_separate", "_tune", "_evaluate", "_train", "_export"):
+        monkeypatch.setattr(cli, name, lambda args: 0)
+    for argv in (["separate", "x.wav"], ["tune"], ["evaluate", str(tmp_path)], ["train", "-o", str(tmp_path)],
+                 ["export", "d"]):
+        assert cli.main(argv) == 0
+    assert asked == [True, True, True, False, False]
