@@ -58,9 +58,11 @@ _OFF = ("0", "false", "no", "off")
 # (TensorFlow writes each log line at once, so one arrives whole). Text that
 # could still become one (from an "E" that may start a log line on) waits
 # for the line's end; anything else, e.g. a progress bar's "\r" line, passes
-# at once.
+# at once. Ctrl-C is the command's to handle: the filter passes on what
+# the command prints until it ends.
 _FILTER = r"""
-import os, re
+import os, re, signal
+signal.signal(signal.SIGINT, signal.SIG_IGN)
 drop = re.compile(
     rb"E\d{4} [\d:. ]+\d+ (?:[\w./-]*/)?(?:cpu_aot_loader\.cc:\d+\] Loading XLA:CPU AOT result\. "
     rb"Target machine feature \+(?:prefer|fast)-[\w-]+ is not +supported on the host machine"
