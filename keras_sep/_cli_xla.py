@@ -5,8 +5,9 @@ first chunk (about 1 s of CPU for Spleeter's U-Nets). TensorFlow can keep
 the compiled code on disk (``TF_XLA_FLAGS=--tf_xla_persistent_cache_directory``)
 and load it in later processes, but it trusts what it finds: an entry that
 is truncated or not a protobuf fails the separation with an error, one whose
-machine code was altered is loaded as it is, and one compiled on another
-processor is loaded with only a logged warning (then SIGILL). So the command
+machine code was altered is loaded as it is (TensorFlow compares only the
+graph), and one compiled for another processor is loaded with only a logged
+error (its instructions may then fault). So the command
 keeps the entries under ``$KERAS_SEP_CACHE/xla/KEY/``, where KEY is a sha256
 of what compiled code depends on besides the graph itself (TensorFlow's
 version, the processor and its feature flags, the cores, the XLA and oneDNN
@@ -87,7 +88,8 @@ os.write(1, held)
 
 def enabled():
     """False when ``KERAS_SEP_TUNE`` or ``KERAS_SEP_XLA_CACHE`` is ``0``, ``false``, ``no`` or ``off``."""
-    return all(os.environ.get(name, "1").strip().lower() not in _OFF for name in ("KERAS_SEP_TUNE", "KERAS_SEP_XLA_CACHE"))
+    return all(os.environ.get(name, "1").strip().lower() not in _OFF
+               for name in ("KERAS_SEP_TUNE", "KERAS_SEP_XLA_CACHE"))
 
 
 def user_directory(flags):
