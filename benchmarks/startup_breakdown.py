@@ -1,6 +1,7 @@
 """Where the time of a fresh `keras-sep separate` process goes, per engine.
 
-    python benchmarks/startup_breakdown.py [--lengths 10.9 180] [--reps 3] [--engines tensorflow litert]
+    python benchmarks/startup_breakdown.py [--lengths 10.9 180] [--reps 3]
+        [--engines tensorflow tensorflow-uncached litert]
 
 Each run is a fresh `python -c` process that calls `keras_sep.cli.main(["separate",
 WAV, "--engine", E, ...])` with timers wrapped around its phases:
@@ -16,11 +17,16 @@ WAV, "--engine", E, ...])` with timers wrapped around its phases:
 * writing: the stem writers; other: reading and decoding the input,
   chunking and overlap-adding, the rest of the command.
 
+``tensorflow-uncached`` is ``--engine tensorflow`` with the persistent XLA
+cache off (``KERAS_SEP_XLA_CACHE=0``): every process compiles its XLA parts
+again, as one does on a machine's first run.
+
 Wall seconds are the minimum over ``--reps`` runs (the machine is shared:
 the minimum is the run least disturbed by others); CPU seconds (user +
 system of all threads) are given beside them. The untimed first run of
 each engine makes what the cache keeps (the LiteRT export, the operator
-form timings), so the table is that of the second and later runs.
+form timings, the probe record; a second one the XLA code of a process that
+finds the probe record), so the table is that of the third and later runs.
 """
 import argparse
 import json
@@ -107,11 +113,11 @@ def example(source, seconds, folder):
 
 
 def run(path, engine, output):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    if engine == "tensorflow-uncached":
+        engine, env["KERAS_SEP_XLA_CACHE"] = "tensorflow", "0"
     start = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, path, engine, output],
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), capture_output=True, text=True,
-    )
+    done = subprocess.run([sys.executable, "-c", CHILD, path, engine, output], env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("TIMINGS ")), None)
     if done.returncode or line is None:
@@ -146,15 +152,16 @@ def table(results, lengths, engines):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", type=float, nargs="+", default=[10.9, 180.0])
-    parser.add_argument("--engines", nargs="+", default=["tensorflow", "litert"])
+    parser.add_argument("--engines", nargs="+", default=["tensorflow", "tensorflow-uncached", "litert"])
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--example", default=EXAMPLE, help="the audio to tile (default: Spleeter's 10.9 s example)")
     args = parser.parse_args()
     folder = tempfile.mkdtemp(prefix="startup_breakdown_")
     paths = {s: example(args.example, s, folder) for s in args.lengths}
     out = os.path.join(folder, "out")
-    for engine in args.engines:  # untimed: makes the cached export and tuning
-        run(paths[args.lengths[0]], engine, out)
+    for engine in args.engines:  # untimed: fill the caches (see the docstring)
+        for _ in range(2):
+            run(paths[args.lengths[0]], engine, out)
     results = {(s, e): [] for s in args.lengths for e in args.engines}
     for _ in range(args.reps):  # interleaved, so a busy spell of the machine hits all
         for s in args.lengths:

@@ -86,9 +86,10 @@ def start_tensorflow(verbose):
     environment says otherwise, or main() runs inside a program whose
     TensorFlow is loaded already: its allocator is not ours to change) and,
     unless ``verbose``, without TensorFlow's and CUDA's start-up notices."""
-    from keras_sep import runtime
+    from keras_sep import _cli_xla, runtime
 
     if "tensorflow" not in sys.modules:
+        _cli_xla.start()  # TensorFlow reads its XLA flags once
         runtime.use_bfc_allocator()
     # Importing Keras imports TensorFlow (and TensorFlow 2.21 Keras), so
     # the quiet start-up wraps the one import.

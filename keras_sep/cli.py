@@ -5,7 +5,8 @@ at once. :func:`main` configures its own process, as the library never
 does: a handler that prints the ``keras_sep`` loggers' messages as
 ``keras-sep: ...`` lines, TensorFlow's BFC CPU allocator and, unless
 ``--verbose``, TensorFlow's start-up without its C++ notices
-(:mod:`keras_sep.runtime`).
+(:mod:`keras_sep.runtime`), and for the commands that separate, TensorFlow's
+persistent XLA cache, checked (:mod:`keras_sep._cli_xla`).
 """
 import argparse
 import math
@@ -14,6 +15,7 @@ import sys
 
 from keras_sep import _cli_engine as _engine
 from keras_sep import _cli_process as _process
+from keras_sep import _cli_xla as _xla
 
 DEFAULT_MODEL = "spleeter:2stems"
 logger = _process.logger
@@ -522,7 +524,9 @@ def main(argv=None):
         if not hasattr(args, "pipeline_args"):
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         args.pipeline_args = unknown
-    with _process.messages_to_stderr(args.verbose):
+    # The commands that separate keep their compiled XLA code (training's
+    # many graphs would only fill the cache).
+    with _process.messages_to_stderr(args.verbose), _xla.command(args.func in (_separate, _tune, _evaluate)):
         if args.func is not _separate:  # which separates without TensorFlow when its engine is LiteRT
             _process.start_tensorflow(args.verbose)  # every other command runs TensorFlow
         return args.func(args)

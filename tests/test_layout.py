@@ -42,6 +42,7 @@ RANKS = {
     "cli": 6,
     "_cli_process": 6,
     "_cli_engine": 6,
+    "_cli_xla": 6,
 }
 
 # Imports that break the rules today and are being fixed in other branches
