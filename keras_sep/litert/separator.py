@@ -174,10 +174,7 @@ class LiteRTSeparator:
         :meth:`keras_sep.Separator.separate_to_file` does (the same names,
         codecs and all-or-nothing writes); returns ``{instrument: path}``."""
         path = os.fspath(path)
-        targets = self.output_paths(path, output_dir, codec, filename_format)
-        existing = [t for t in targets.values() if os.path.exists(t)]
-        if existing and not overwrite:
-            raise FileExistsError(f"{path}: output {existing[0]} exists (use overwrite=True / --overwrite)")
+        targets = outputs.unwritten_paths(path, output_dir, self.instruments, codec, filename_format, overwrite)
         _, rate, blocks, length = input_blocks(path, None, offset, duration)
         with outputs.StemWriters(targets, rate, self.chunks.channels, codec, bitrate=bitrate) as writers:
             for out in self.stream(blocks, rate, name=path, total=length):

@@ -59,6 +59,17 @@ def output_paths(path, output_dir, instruments, codec="wav", filename_format="{t
     return targets
 
 
+def unwritten_paths(path, output_dir, instruments, codec, filename_format, overwrite):
+    """:func:`output_paths`, refusing (FileExistsError) a stem file that
+    exists already unless ``overwrite``: what ``separate_to_file`` checks
+    before it separates anything."""
+    targets = output_paths(path, output_dir, instruments, codec, filename_format)
+    existing = [t for t in targets.values() if os.path.exists(t)]
+    if existing and not overwrite:
+        raise FileExistsError(f"{os.fspath(path)}: output {existing[0]} exists (use overwrite=True / --overwrite)")
+    return targets
+
+
 class StemWriters:
     """One :class:`keras_sep.audio.AtomicWriter` per stem, as one context
     manager: the stems are renamed into place when the block ends without

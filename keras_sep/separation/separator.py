@@ -293,10 +293,7 @@ class Separator:
         >>> folder.cleanup()
         """
         path = os.fspath(path)
-        targets = self.output_paths(path, output_dir, codec, filename_format)
-        existing = [t for t in targets.values() if os.path.exists(t)]
-        if existing and not overwrite:
-            raise FileExistsError(f"{path}: output {existing[0]} exists (use overwrite=True / --overwrite)")
+        targets = outputs.unwritten_paths(path, output_dir, self.instruments, codec, filename_format, overwrite)
         _, rate, blocks, length = input_blocks(path, None, offset, duration)
         # One chunk per call unless told otherwise: batches would hold
         # more memory for long files than a short one ever needs.
