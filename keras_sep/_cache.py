@@ -1,5 +1,7 @@
 """Where keras_sep keeps downloads and generated data (no TensorFlow import)."""
+import hashlib
 import os
+import tempfile
 
 
 def cache_dir():
@@ -9,3 +11,27 @@ def cache_dir():
     )
     os.makedirs(root, exist_ok=True)
     return root
+
+
+def sha256_file(path):
+    """The sha256 of a file's bytes, read in 1 MiB blocks (hex)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_atomically(path, data):
+    """Write ``data`` (bytes) to ``path`` through a temporary file in the same
+    folder and a rename: another process reading or writing the same cache
+    entry sees the old file or the new one, never half of either."""
+    fd, temp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.remove(temp)
+        raise

@@ -47,7 +47,7 @@ import subprocess
 import sys
 import tempfile
 
-from keras_sep._cache import cache_dir
+from keras_sep._cache import cache_dir, sha256_file, write_atomically
 
 logger = logging.getLogger("keras_sep.cli")
 
@@ -136,29 +136,8 @@ def folder():
     path = os.path.join(cache_dir(), "xla", hashlib.sha256(text.encode()).hexdigest()[:16])
     os.makedirs(path, exist_ok=True)
     if not os.path.exists(os.path.join(path, "key.json")):
-        _write(os.path.join(path, "key.json"), text.encode())
+        write_atomically(os.path.join(path, "key.json"), text.encode())
     return path
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _write(path, data):
-    """Write ``data`` to ``path`` atomically (another process may read it)."""
-    fd, temp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
 
 
 def _recorded(path):
@@ -195,7 +174,7 @@ def checked_entries(shared, run):
         path = os.path.join(shared, name)
         recorded = _recorded(path)
         try:
-            valid = recorded is not None and _sha256(path) == recorded
+            valid = recorded is not None and sha256_file(path) == recorded
         except OSError:
             valid = False
         if not valid:
@@ -226,7 +205,7 @@ def publish(run, shared, known):
         path, target = os.path.join(run, name), os.path.join(shared, name)
         # The record goes first: a reader that finds the entry finds its
         # record (or a newer one, which it then rejects: a compile wasted, no harm).
-        _write(target + ".sha256", _sha256(path).encode())
+        write_atomically(target + ".sha256", sha256_file(path).encode())
         os.replace(path, target)
         moved += 1
     return moved

@@ -39,7 +39,7 @@ import urllib.request
 import zipfile
 
 from keras_sep import audio
-from keras_sep._cache import cache_dir  # noqa: F401  (re-exported)
+from keras_sep._cache import cache_dir, sha256_file  # noqa: F401  (cache_dir re-exported)
 
 _PRESETS_FILE = os.path.join(os.path.dirname(__file__), "resources", "presets.json")
 _DOWNLOAD_TIMEOUT_S = 60
@@ -70,14 +70,9 @@ def _slug(name):
 
 
 def sha256(path_or_bytes):
-    digest = hashlib.sha256()
     if isinstance(path_or_bytes, bytes):
-        digest.update(path_or_bytes)
-    else:
-        with open(path_or_bytes, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+        return hashlib.sha256(path_or_bytes).hexdigest()
+    return sha256_file(path_or_bytes)
 
 
 def _matches(digest, path_or_bytes):

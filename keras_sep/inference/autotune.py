@@ -25,13 +25,12 @@ import json
 import logging
 import os
 import platform
-import tempfile
 import time
 
 import numpy as np
 import tensorflow as tf
 
-from keras_sep._cache import cache_dir
+from keras_sep._cache import cache_dir, write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -160,15 +159,7 @@ def _store(path, choices):
     """Write atomically: another process may be reading or writing too."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     merged = {**_load(path), **choices}
-    fd, temp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump({"machine": machine_key(), "choices": merged}, f, indent=1, sort_keys=True)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
+    write_atomically(path, json.dumps({"machine": machine_key(), "choices": merged}, indent=1, sort_keys=True).encode())
 
 
 def time_candidates(candidates, inputs, rounds=5, compiled=False):

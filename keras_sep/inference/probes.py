@@ -19,11 +19,10 @@ import json
 import logging
 import os
 import sys
-import tempfile
 
 import numpy as np
 
-from keras_sep._cache import cache_dir
+from keras_sep._cache import cache_dir, write_atomically
 from keras_sep.inference import autotune
 
 logger = logging.getLogger(__name__)
@@ -113,12 +112,4 @@ def remember(probe_key, error):
         return
     path = _path(probe_key)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump({"key": probe_key, "passed": True, "error": error}, handle)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
+    write_atomically(path, json.dumps({"key": probe_key, "passed": True, "error": error}).encode())
