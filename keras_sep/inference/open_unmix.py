@@ -138,9 +138,7 @@ class OpenUnmixInference:
         got = self(probe).numpy()
         largest = 0.0
         for index, model in enumerate(models):
-            reference = np.asarray(model(probe, training=False), np.float64)
-            scale = max(float(np.abs(reference).max()), np.finfo(np.float32).tiny)
-            error = float(np.abs(got[..., index] - reference).max()) / scale
+            error = probes.relative_error(model(probe, training=False), got[..., index])
             if not error <= PROBE_TOLERANCE:
                 raise ValueError(
                     f"the Open-Unmix inference plan differs from the Keras network {model.name!r} on a probe "

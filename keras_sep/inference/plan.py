@@ -243,9 +243,7 @@ class UNetInference:
         got = self(probe)
         largest = 0.0
         for name in self.instruments:
-            reference = np.asarray(expected[name], np.float64)
-            scale = max(float(np.abs(reference).max()), np.finfo(np.float32).tiny)
-            error = float(np.abs(np.asarray(got[name], np.float64) - reference).max()) / scale
+            error = probes.relative_error(expected[name], got[name])
             if not error <= PROBE_TOLERANCE[compute_dtype]:
                 raise ValueError(
                     f"the inference plan differs from the Keras model {model.name!r} on a probe input: output "

@@ -79,6 +79,19 @@ def key(model, code=_PLAN_MODULES, **options):
     return digest.hexdigest()
 
 
+def relative_error(reference, got):
+    """The largest absolute difference of ``got`` from ``reference`` over
+    the largest magnitude of ``reference`` (float64; a silent reference
+    counts as float32's smallest normal): what a probe check compares.
+
+    >>> relative_error(np.array([2.0, -4.0]), np.array([2.0, -3.9]))
+    0.025...
+    """
+    reference = np.asarray(reference, np.float64)
+    scale = max(float(np.abs(reference).max()), np.finfo(np.float32).tiny)
+    return float(np.abs(np.asarray(got, np.float64) - reference).max()) / scale
+
+
 def _path(probe_key):
     return os.path.join(cache_dir(), "probes", f"{probe_key[:32]}.json")
 
