@@ -202,7 +202,7 @@ class Pipelines(Mapping):
 
         model = self.model
         net = getattr(model, "spectrogram_model", None)
-        if net is None:  # Open-Unmix: its Keras layers run, one chunk per call
+        if net is None:  # Open-Unmix: one chunk (49 s) per call, plan or Keras layers
             return 1
         batches = batch_candidates(len(model.instruments))
         if len(batches) == 1 or not (self.fast and has_plan(net) and autotune.enabled()):
