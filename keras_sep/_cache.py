@@ -35,3 +35,21 @@ def write_atomically(path, data):
         if os.path.exists(temp):
             os.remove(temp)
         raise
+
+
+def replace_folder(path, write):
+    """Make the folder ``path`` whole or not at all: ``write(partial)`` fills
+    a temporary folder beside it (this process's own), which then replaces
+    ``path``; a failed ``write`` leaves no partial folder behind."""
+    import shutil
+
+    partial = f"{path}.partial.{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        write(partial)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    shutil.rmtree(path, ignore_errors=True)
+    os.replace(partial, path)
+    return path

@@ -12,7 +12,7 @@ import os
 import shutil
 
 from keras_sep import pretrained
-from keras_sep._cache import cache_dir
+from keras_sep._cache import cache_dir, replace_folder
 from keras_sep.litert.separator import CONFIG_NAME, read_config
 
 logger = logging.getLogger(__name__)
@@ -70,10 +70,4 @@ def store(model, write):
     key = source_key(model)
     if key is None:
         return None
-    path = folder(key)
-    partial = f"{path}.partial.{os.getpid()}"
-    shutil.rmtree(partial, ignore_errors=True)
-    write(partial, {"model": os.fspath(model), "sha256": key})
-    shutil.rmtree(path, ignore_errors=True)
-    os.replace(partial, path)
-    return path
+    return replace_folder(folder(key), lambda partial: write(partial, {"model": os.fspath(model), "sha256": key}))

@@ -7,6 +7,8 @@ config written beside the export, without importing TensorFlow.
 """
 import numpy as np
 
+from keras_sep.separation.geometry import ChunkGeometry
+
 MASK_EXTENSIONS = ("zeros", "average")
 # keras_sep.ops.masks.ratio_masks' default: silent bins are split evenly.
 _EPSILON = 1e-10
@@ -18,12 +20,13 @@ def periodic_hann(length):
     return (0.5 - 0.5 * np.cos(2.0 * np.pi * n / length)).astype(np.float32)
 
 
-class SpectralChunks:
+class SpectralChunks(ChunkGeometry):
     """Chunk layout and per-chunk separation of an exported separator.
 
     It is the ``geometry`` a :class:`keras_sep.separation.engine.ChunkStream`
-    needs (the same chunks, hops and cross-fade weights as the Keras
-    separator) and, with :meth:`separate_segments`, its ``run``.
+    needs (a :class:`~keras_sep.separation.geometry.ChunkGeometry`: the
+    same chunks, hops and cross-fade weights as the Keras separator) and,
+    with :meth:`separate_segments`, its ``run``.
 
     Args:
         config: the export's resolved config (``keras_sep.json``): at least
@@ -53,49 +56,16 @@ class SpectralChunks:
     """
 
     def __init__(self, config, network):
-        self.frame_length = int(config["frame_length"])
-        self.frame_step = int(config["frame_step"])
-        self.bins = int(config["bins"])
-        self.chunk_frames = int(config["chunk_frames"])
-        self.channels = int(config["channels"])
-        self.instruments = tuple(config["instruments"])
+        super().__init__(config)
         self.mask_extension = config["mask_extension"]
         if self.mask_extension not in MASK_EXTENSIONS:
             raise ValueError(f"mask_extension must be one of {MASK_EXTENSIONS}, got {self.mask_extension!r}")
         self.separation_exponent = float(config["separation_exponent"])
-        if not 0 < self.bins <= self.frame_length // 2 + 1:
-            raise ValueError(f"bins must be in [1, {self.frame_length // 2 + 1}] for frame_length={self.frame_length}, "
-                             f"got {self.bins}")
         self.network = network
         self.window = periodic_hann(self.frame_length)
         # Overlap-add without window normalisation, then this constant
         # (keras_sep.ops.stft.overlap_add_scale: 2/3 for Hann at a quarter hop).
         self.output_scale = float(self.frame_step / np.sum(self.window.astype(np.float64) ** 2))
-
-    # --- chunk layout (as WaveformSeparator's) ------------------------------
-
-    @property
-    def segment_length(self):
-        return (self.chunk_frames - 1) * self.frame_step + self.frame_length
-
-    def chunk_hop(self, overlap_frames):
-        return self.chunk_frames - overlap_frames
-
-    def num_chunks(self, num_samples, overlap_frames):
-        frames = -(-(num_samples + self.frame_length) // self.frame_step)
-        return max(1, -(-(frames - overlap_frames) // self.chunk_hop(overlap_frames)))
-
-    def chunk_weights(self, indices, num_chunks, overlap_frames):
-        """Cross-fade weights ``(len(indices), chunk_frames)`` float32: linear
-        fades over the shared frames, none before the first chunk or after
-        the last."""
-        indices = np.asarray(indices)[:, None]
-        weights = np.ones((len(indices), self.chunk_frames), np.float32)
-        if overlap_frames:
-            ramp = ((np.arange(overlap_frames, dtype=np.float32) + 0.5) / overlap_frames)[None, :]
-            weights[:, :overlap_frames] = np.where(indices > 0, ramp, 1.0)
-            weights[:, self.chunk_frames - overlap_frames :] = np.where(indices < num_chunks - 1, 1.0 - ramp, 1.0)
-        return weights
 
     # --- per-chunk separation -------------------------------------------------
 

@@ -5,16 +5,13 @@ import os
 
 from keras_sep import audio
 from keras_sep.litert.chunks import SpectralChunks
-from keras_sep.separation import outputs
-from keras_sep.separation.engine import ChunkStream
-from keras_sep.separation.resampling import input_blocks, through
+from keras_sep.separation.chunked import ChunkedSeparator
 
 CONFIG_NAME = "keras_sep.json"
 MODEL_NAME = "separator.tflite"
 FORMAT = "keras_sep.litert"
 # Raised whenever what the .tflite takes or gives, or the config, changes meaning.
 FORMAT_VERSION = 1
-CHUNKING_MODES = ("overlap", "spleeter")
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +64,7 @@ def _interpreter(model, threads):
     return interpreter
 
 
-class LiteRTSeparator:
+class LiteRTSeparator(ChunkedSeparator):
     """Separate songs with a separator exported by
     :func:`keras_sep.export.export_litert` (``keras-sep export --format
     litert``), without TensorFlow.
@@ -97,12 +94,7 @@ class LiteRTSeparator:
     """
 
     def __init__(self, path, chunking=None, threads=None, progress=None):
-        self.config = read_config(path)
-        chunking = self.config.get("chunking", "overlap") if chunking is None else chunking
-        if chunking not in CHUNKING_MODES:
-            raise ValueError(f"chunking must be one of {CHUNKING_MODES}, got {chunking!r}")
-        self.chunking = chunking
-        self.progress = progress
+        self._setup(read_config(path), chunking, progress)
         self.threads = default_threads() if threads is None else int(threads)
         if self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads!r}")
@@ -115,68 +107,10 @@ class LiteRTSeparator:
         if shape != expected:
             raise ValueError(f"{self.config['model']}: network input {shape} does not match the config's {expected}")
 
-    @property
-    def instruments(self):
-        return self.chunks.instruments
-
-    @property
-    def sample_rate(self):
-        return int(self.config["sample_rate"])
-
-    @property
-    def overlap_frames(self):
-        return 0 if self.chunking == "spleeter" else int(self.config["overlap_frames"])
-
     def _run_network(self, magnitude):
         self._interpreter.set_tensor(self._input, magnitude)
         self._interpreter.invoke()
         return self._interpreter.get_tensor(self._output)
 
-    # --- in memory -----------------------------------------------------------
-
-    def separate(self, waveform, sample_rate=None, offset=0.0, duration=None):
-        """Separate an array ``(samples, channels)`` or an audio file, as
-        :meth:`keras_sep.Separator.separate` does: ``{instrument: float32
-        (samples, channels)}`` at the input's rate and length."""
-        name, rate, blocks, length = input_blocks(waveform, sample_rate or self.sample_rate, offset, duration)
-        stream = self.stream(blocks, rate, name=name, total=length)
-        return outputs.collect(stream, self.instruments, self.chunks.channels, length)
-
-    # --- streaming ------------------------------------------------------------
-
-    def stream(self, blocks, sample_rate, name="<array>", total=None):
-        """Separate an iterable of ``(n, channels)`` blocks at ``sample_rate``;
-        yields ``{instrument: (m, channels)}`` of finished output in order."""
-        rate = int(sample_rate)
-        bar = self._progress_bar(total, rate, name)
-        engine = ChunkStream(self.chunks, self.overlap_frames, 1, self.chunks.separate_segments)
-        yield from through(engine, blocks, rate, self.sample_rate, self.instruments, self.chunks.channels, name, bar)
-        if bar is not None:
-            bar.close()
-
-    def _progress_bar(self, total, rate, name):
-        show = self.progress if self.progress is not None else (total or 0) > 60 * rate
-        if not show:
-            return None
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, unit="sample", unit_scale=True, desc=os.path.basename(name), leave=False)
-
-    # --- files ----------------------------------------------------------------
-
-    def output_paths(self, path, output_dir, codec="wav", filename_format="{track}/{instrument}.{codec}"):
-        """As :meth:`keras_sep.Separator.output_paths`."""
-        return outputs.output_paths(path, output_dir, self.instruments, codec, filename_format)
-
-    def separate_to_file(self, path, output_dir, codec="wav", filename_format="{track}/{instrument}.{codec}",
-                         offset=0.0, duration=None, overwrite=False, bitrate=None):
-        """Stream ``path`` into one file per instrument, as
-        :meth:`keras_sep.Separator.separate_to_file` does (the same names,
-        codecs and all-or-nothing writes); returns ``{instrument: path}``."""
-        path = os.fspath(path)
-        targets = outputs.unwritten_paths(path, output_dir, self.instruments, codec, filename_format, overwrite)
-        _, rate, blocks, length = input_blocks(path, None, offset, duration)
-        with outputs.StemWriters(targets, rate, self.chunks.channels, codec, bitrate=bitrate) as writers:
-            for out in self.stream(blocks, rate, name=path, total=length):
-                writers.write(out)
-        return targets
+    def _separate_chunks(self, segments, weights):
+        return self.chunks.separate_segments(segments, weights)
