@@ -81,11 +81,31 @@ def _import_keras_lean():
                 del sys.modules[name]
 
 
-def start_tensorflow(verbose):
+def _import_tensorflow_alone():
+    """Import TensorFlow without the Keras it loads eagerly (0.4 s), for a
+    command that runs a saved plan only; Keras still imports later if
+    asked for. Nothing is changed if TensorFlow is imported already."""
+    if "tensorflow" in sys.modules:
+        return
+    blocked = "keras" not in sys.modules
+    if blocked:
+        sys.modules["keras"] = None  # TensorFlow's own "try: import keras.src.optimizers" takes its fallback
+    try:
+        import tensorflow as tf
+    finally:
+        if blocked and sys.modules.get("keras", 0) is None:
+            del sys.modules["keras"]
+    # TensorFlow prepends the folders of Keras' tf.keras API to its package
+    # path; without Keras found they are None, which no import may see.
+    tf.__path__[:] = [entry for entry in tf.__path__ if entry is not None]
+
+
+def start_tensorflow(verbose, keras=True):
     """Load TensorFlow for a command: with the BFC CPU allocator (unless the
     environment says otherwise, or main() runs inside a program whose
     TensorFlow is loaded already: its allocator is not ours to change) and,
-    unless ``verbose``, without TensorFlow's and CUDA's start-up notices."""
+    unless ``verbose``, without TensorFlow's and CUDA's start-up notices.
+    With ``keras=False`` Keras is not imported (:func:`_import_tensorflow_alone`)."""
     from keras_sep import _cli_xla, runtime
 
     if "tensorflow" not in sys.modules:
@@ -94,4 +114,4 @@ def start_tensorflow(verbose):
     # Importing Keras imports TensorFlow (and TensorFlow 2.21 Keras), so
     # the quiet start-up wraps the one import.
     with contextlib.nullcontext() if verbose else runtime.quiet_tensorflow():
-        _import_keras_lean()
+        _import_keras_lean() if keras else _import_tensorflow_alone()

@@ -125,8 +125,14 @@ def machine_key():
     return {
         "tensorflow": version, "machine": platform.machine(), "cpu": cpu, "cpu_features": features, "cores": cores,
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
-        "xla_flags": os.environ.get("XLA_FLAGS", ""), "tf_xla_flags": os.environ.get(_FLAGS, ""),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""), "tf_xla_flags": _without_directory(os.environ.get(_FLAGS, "")),
     }
+
+
+def _without_directory(flags):
+    """``flags`` without the cache directory flag: where the code is kept does
+    not change it (and a running command points that flag at its own folder)."""
+    return " ".join(re.sub(rf"{_DIRECTORY_FLAG}=\S*", "", flags).split())
 
 
 def folder():

@@ -14,6 +14,7 @@ import os
 import sys
 
 from keras_sep import _cli_engine as _engine
+from keras_sep import _cli_plans as _plans
 from keras_sep import _cli_process as _process
 from keras_sep import _cli_xla as _xla
 
@@ -87,8 +88,13 @@ def _separate(args):
             phase=args.phase, phase_iterations=args.phase_iterations,
         )
 
+    # A saved plan of this model and these options, checked while TensorFlow imports.
+    found = _plans.lookup(args) if engine == "tensorflow" else None
     try:
-        separator = _engine.litert_separator(args, load) if engine == "litert" else load()
+        if engine == "litert":
+            separator = _engine.litert_separator(args, load)
+        else:
+            separator = (_plans.load(found, args) if found is not None else None) or load()
     except (OSError, ValueError) as error:  # an unreadable export, a network LiteRT cannot convert
         _fail(error)
         return 2
@@ -142,6 +148,11 @@ def _separate(args):
         print(f"{path}:")
         for name, target in targets.items():
             print(f"  {name}: {target}")
+    if engine == "tensorflow" and failed < len(inputs) and hasattr(separator, "chunk_module"):
+        # The Keras model ran: what it traced starts the next run.
+        options = _plans.served_options(args)
+        if options is not None:
+            _plans.store(args.model, separator, options)
     return 1 if failed else 0
 
 
@@ -267,6 +278,10 @@ def _tune(args):
     else:
         for part, forms in plan["forms"].items():
             print(f"{part} forms: {' '.join(forms)}")
+    # What a later `separate` with this precision and the default phase starts from.
+    saved = _plans.store(args.model, separator, (args.precision, "mixture", 0))
+    if saved is not None:
+        print(f"saved plan: {saved}")
     if args.precision == "float32":  # what --engine auto runs short inputs with
         export = _engine.prepare_export(args.model, separator)
         if export is not None:

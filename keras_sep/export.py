@@ -133,6 +133,72 @@ def litert_network(model):
         absl.setLevel(level)
 
 
+def _chunk_config(model, overlap):
+    """The chunk layout and signal path an export's runner needs (``keras_sep.json``)."""
+    return {
+        "sample_rate": model.sample_rate,
+        "channels": model.channels,
+        "instruments": list(model.instruments),
+        "frame_length": model.frame_length,
+        "frame_step": model.frame_step,
+        "bins": model.spectrogram_model.bins,
+        "chunk_frames": model.chunk_frames,
+        "overlap_frames": model.overlap_frames,
+        "chunking": "spleeter" if overlap == 0 and model.overlap_frames else "overlap",
+        "mask_extension": model.mask_extension,
+        "separation_exponent": model.separation_exponent,
+        "window": "hann",
+    }
+
+
+def _write_config(path, config):
+    """Write ``keras_sep.json`` last, after what it describes, under a temporary name."""
+    config_path = os.path.join(path, "keras_sep.json")
+    with open(config_path + ".partial", "w", encoding="utf-8") as handle:
+        json.dump(config, handle, indent=2)
+    os.replace(config_path + ".partial", config_path)
+
+
+def export_plan(separator, path, source=None):
+    """Save what ``separator`` (a :class:`keras_sep.Separator` of a
+    :class:`~keras_sep.models.WaveformSeparator`) computes per chunk as
+    the folder ``path``, for :class:`keras_sep.separation.saved_plan.SavedPlanSeparator`:
+    a SavedModel of :meth:`~keras_sep.Separator.chunk_module` (its
+    inference plan as this machine's timings chose it, its precision and
+    phase) and ``keras_sep.json``, the chunk layout with the sha256 of every
+    file of the SavedModel and ``source`` (any JSON-able description of
+    where the model came from), written last.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        ValueError: ``mwf=True`` (two passes over the song), or an
+            Open-Unmix separator (its chunks are the song's centred frames).
+    """
+    from keras_sep.separation import saved_plan
+
+    model = separator.model
+    if not hasattr(model, "spectrogram_model"):
+        raise ValueError(f"{model.name}: only U-Net separators (WaveformSeparator) save their chunk plan")
+    module = separator.chunk_module()
+    # The function is traced already where the separator has run; its
+    # variables (without a plan) or constants (the plan's) are written beside it.
+    tf.saved_model.save(module, path)
+    config = {
+        "format": saved_plan.FORMAT,
+        "format_version": saved_plan.FORMAT_VERSION,
+        **_chunk_config(model, separator.overlap_frames),
+        "precision": separator.precision,
+        "phase": separator.phase,
+        "phase_iterations": separator.phase_iterations if separator.phase != "mixture" else 0,
+        "files": saved_plan.file_digests(path),
+        "source": source,
+    }
+    _write_config(path, config)
+    return path
+
+
 def export_litert(separator, path, source=None):
     """Write ``separator`` (a :class:`keras_sep.Separator` or a
     :class:`~keras_sep.models.WaveformSeparator`) as a LiteRT export: the
@@ -163,22 +229,8 @@ def export_litert(separator, path, source=None):
         "format_version": litert.FORMAT_VERSION,
         "model": litert.MODEL_NAME,
         "sha256": sha256(data),
-        "sample_rate": model.sample_rate,
-        "channels": model.channels,
-        "instruments": list(model.instruments),
-        "frame_length": model.frame_length,
-        "frame_step": model.frame_step,
-        "bins": model.spectrogram_model.bins,
-        "chunk_frames": model.chunk_frames,
-        "overlap_frames": model.overlap_frames,
-        "chunking": "spleeter" if overlap == 0 and model.overlap_frames else "overlap",
-        "mask_extension": model.mask_extension,
-        "separation_exponent": model.separation_exponent,
-        "window": "hann",
+        **_chunk_config(model, overlap),
         "source": source,
     }
-    config_path = os.path.join(path, litert.CONFIG_NAME)
-    with open(config_path + ".partial", "w", encoding="utf-8") as handle:
-        json.dump(config, handle, indent=2)
-    os.replace(config_path + ".partial", config_path)
+    _write_config(path, config)
     return path

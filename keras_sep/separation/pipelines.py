@@ -92,6 +92,7 @@ class Pipelines(Mapping):
         self.precision = precision
         self.phase_iterations = int(phase_iterations)
         self._compiled = {}
+        self._functions = {}
         self._wiener = {}
         self._networks = {}
 
@@ -117,6 +118,15 @@ class Pipelines(Mapping):
         """The compiled chunk computation for calls of ``batch`` chunks:
         ``(segments, weights) -> {instrument: array}``."""
         if batch not in self._compiled:
+            compiled = self.function(batch)
+            self._compiled[batch] = lambda s, w: {name: value.numpy() for name, value in compiled(s, w).items()}
+        return self._compiled[batch]
+
+    def function(self, batch):
+        """The ``tf.function`` behind :meth:`pipeline` for ``batch`` chunks
+        (tensors in and out), e.g. to save it with its weights:
+        :func:`keras_sep.export.export_plan`."""
+        if batch not in self._functions:
             import tensorflow as tf
 
             model, network, jit, phase = self.model, self.network(batch), self.fast, self.phase_iterations
@@ -127,15 +137,27 @@ class Pipelines(Mapping):
                 separate = lambda s, w: model.separate_segments(  # noqa: E731
                     s, w, training=False, network=network, jit_compile=jit, phase_iterations=phase
                 )
-            compiled = tf.function(
+            self._functions[batch] = tf.function(
                 separate,
                 input_signature=self._signature(),
                 # The inference plan is plain TensorFlow: converting it with
                 # AutoGraph would only add a second to the first call.
                 autograph=network is None or open_unmix,
             )
-            self._compiled[batch] = lambda s, w: {name: value.numpy() for name, value in compiled(s, w).items()}
-        return self._compiled[batch]
+        return self._functions[batch]
+
+    def module(self, batch):
+        """A ``tf.Module`` whose ``separate`` is :meth:`function` ``(batch)``,
+        tracking what it reads (the Keras model's variables when no
+        inference plan runs; the plan's weights are the function's own
+        constants): what ``tf.saved_model.save`` needs to keep it whole."""
+        import tensorflow as tf
+
+        module = tf.Module()
+        module.separate = self.function(batch)
+        if self.network(batch) is None:
+            module.model = self.model
+        return module
 
     def wiener(self, batch):
         """The two compiled passes of multichannel Wiener filtering for calls
@@ -233,6 +255,7 @@ class Pipelines(Mapping):
         # longer needed; those made before it stay in use.
         kept.add(choice)
         self._compiled = {b: p for b, p in self._compiled.items() if b in kept}
+        self._functions = {b: f for b, f in self._functions.items() if b in kept}
         self._networks = {b: n for b, n in self._networks.items() if b in kept}
         return choice
 

@@ -164,8 +164,23 @@ class Separator:
         # for a few seconds and leaves the rest to later runs.
         with pipelines.tuning_without_budget():
             batch = self.batch_size
-            self._pipelines.pipeline(batch)
+            # Files run one chunk per call: its plan is tuned too.
+            for size in sorted({batch, 1}):
+                self._pipelines.network(size)
         return {"batch_size": batch, "forms": self._pipelines.forms(batch)}
+
+    def chunk_module(self):
+        """The compiled computation of one chunk per call, as a ``tf.Module``
+        that ``tf.saved_model.save`` keeps whole: its ``separate`` maps
+        ``segments (chunks, segment_length, channels)`` and cross-fade
+        ``weights (chunks, chunk_frames)``, float32, to ``{instrument:
+        (chunks, segment_length, channels)}``, as :meth:`separate_to_file`
+        runs it (plan, precision, phase). What
+        :func:`keras_sep.export.export_plan` saves; not for ``mwf=True``,
+        whose chunks also need the song's statistics."""
+        if self.mwf:
+            raise ValueError("mwf=True filters each chunk with the whole song's statistics: no one-chunk computation")
+        return self._pipelines.module(1)
 
     # --- in memory -----------------------------------------------------------
 
