@@ -80,7 +80,10 @@ def _xla_note(path, current):
         summary = ", ".join(parts)
     except (OSError, ValueError, AttributeError):
         summary = "no readable key.json"
-    used = datetime.date.fromtimestamp(os.stat(path).st_mtime).isoformat()
+    try:
+        used = datetime.date.fromtimestamp(os.stat(path).st_mtime).isoformat()
+    except OSError:  # removed meanwhile
+        used = "?"
     return f"{'this machine' if current else 'stale'} ({summary}), last used {used}"
 
 
@@ -149,8 +152,9 @@ def clear(categories, root=None, dry_run=False):
     """Remove the entries of ``categories`` (names in :data:`CATEGORIES`, or
     :data:`STALE`); each folder is renamed away first, so a process using
     the cache at the same time finds an entry whole or not at all, and an
-    XLA folder a running process works in is kept. ``(removed, kept)``
-    entries (with ``dry_run``, those that would be removed)."""
+    XLA folder a running process works in is kept. The removed entries
+    (with ``dry_run``, those that would be removed) and ``(entry, why)`` of
+    those kept."""
     root = cache_dir() if root is None else root
     unknown = [name for name in categories if name not in CATEGORIES + (STALE,)]
     if unknown:
@@ -160,10 +164,13 @@ def clear(categories, root=None, dry_run=False):
         stale = entry.category == "xla" and not entry.current and STALE in categories
         if entry.category not in categories and not stale:
             continue
-        if entry.category == "xla" and os.path.isdir(entry.path) and _cli_xla.in_use(entry.path):
-            kept.append(entry)
-        elif dry_run or _remove(entry):
-            removed.append(entry)
+        try:
+            if entry.category == "xla" and os.path.isdir(entry.path) and _cli_xla.in_use(entry.path):
+                kept.append((entry, "a running process uses it"))
+            elif dry_run or _remove(entry):
+                removed.append(entry)
+        except OSError as error:  # e.g. a shared cache's entry of another user's
+            kept.append((entry, error.strerror or str(error)))
     if not dry_run:  # what interrupted removals left
         for folder in [root] + [os.path.join(root, name) for name in _PER_SUBFOLDER]:
             for name in os.listdir(folder) if os.path.isdir(folder) else ():
@@ -214,8 +221,8 @@ def run(args, logger):
     verb = "would remove" if args.dry_run else "removed"
     for entry in removed:
         print(f"{verb} {entry.category}: {entry.name} ({human(entry.size)})")
-    for entry in kept:
-        print(f"kept {entry.category}: {entry.name} (a running process uses it)")
+    for entry, why in kept:
+        print(f"kept {entry.category}: {entry.name} ({why})")
     freed = human(sum(e.size for e in removed))
     print(f"{'would free' if args.dry_run else 'freed'} {freed} in {cache_dir()}" if removed else "nothing to remove")
     return 0

@@ -144,6 +144,21 @@ def test_stale_removes_other_machine_keys_and_a_running_processs_folder_is_kept(
     assert sorted(os.listdir(cache / "xla")) == ["1111111111111111", _cli_xla.key_name()]
 
 
+def test_an_entry_that_cannot_be_removed_is_named_and_the_rest_goes(cache, capsys, monkeypatch):
+    def refuse(path):
+        if path.endswith("abc"):
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    real = _cli_cache.remove_tree
+    monkeypatch.setattr(_cli_cache, "remove_tree", refuse)
+    code, lines, _ = run(capsys, "clear", "litert", "plans")
+    assert code == 0
+    assert lines == ["removed plans: plans/def (1000 B)", "kept litert: litert/abc (Permission denied)",
+                     f"freed 1000 B in {cache}"]
+    assert os.listdir(cache / "litert") == ["abc"] and os.listdir(cache / "plans") == []
+
+
 def test_an_unknown_category_is_one_line_and_exit_2(cache, capsys):
     before = present(cache)
     code, lines, err = run(capsys, "clear", "probes", "weigths")
