@@ -1,7 +1,12 @@
 """Where keras_sep keeps downloads and generated data (no TensorFlow import)."""
 import hashlib
 import os
+import shutil
 import tempfile
+import uuid
+
+# Folders being removed are renamed to a hidden name with this prefix first.
+TRASH_PREFIX = ".removing-"
 
 
 def cache_dir():
@@ -50,6 +55,20 @@ def replace_folder(path, write):
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    shutil.rmtree(path, ignore_errors=True)
+    remove_tree(path)
     os.replace(partial, path)
     return path
+
+
+def remove_tree(path):
+    """Remove the folder ``path`` so that other processes find it whole or
+    not at all: one atomic rename to a hidden name beside it
+    (:data:`TRASH_PREFIX`), then the deletion. False when it was gone already."""
+    parent, name = os.path.split(os.path.normpath(path))
+    trash = os.path.join(parent, f"{TRASH_PREFIX}{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        os.rename(path, trash)
+    except FileNotFoundError:  # another process removed it first
+        return False
+    shutil.rmtree(trash, ignore_errors=True)
+    return True

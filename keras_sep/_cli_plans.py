@@ -23,7 +23,6 @@ import importlib.metadata
 import json
 import logging
 import os
-import shutil
 import threading
 
 import keras_sep
@@ -130,18 +129,8 @@ class Lookup:
         if self.expected and self._digests == self.expected:
             return self.path
         logger.warning("%s: stale or corrupt saved plan in the cache; it is made again", self.path)
-        remove(self.path)
+        _cache.remove_tree(self.path)
         return None
-
-
-def remove(path):
-    """Remove a cache entry: renamed away first, so no process loads half of it."""
-    doomed = f"{path}.removed.{os.getpid()}"
-    try:
-        os.replace(path, doomed)
-    except OSError:
-        return
-    shutil.rmtree(doomed, ignore_errors=True)
 
 
 def lookup(args):
@@ -183,7 +172,7 @@ def load(found, args):
         from keras_sep.audio import one_line
 
         logger.warning("%s: the saved plan does not load (%s); it is made again", path, one_line(error))
-        remove(path)
+        _cache.remove_tree(path)
         return None
     logger.debug("running the saved plan %s", path)
     return separator

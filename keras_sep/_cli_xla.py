@@ -30,6 +30,12 @@ these). While the cache is in use, stderr passes through a small filter
 process that drops exactly these lines and nothing else; a process of its own, so that
 whatever a crashing TensorFlow prints last still gets through.
 
+Each use touches the key's folder, so its modification time says when it
+was last used; when a process makes a new key's folder (TensorFlow, the
+processor or an XLA setting changed), the folders of other keys unused for
+:data:`UNUSED_DAYS` days are removed (``keras-sep cache`` lists and clears
+them at any time).
+
 ``KERAS_SEP_TUNE=0`` (as for the operator timings and probe records) or
 ``KERAS_SEP_XLA_CACHE=0`` turn the cache off. A persistent cache directory
 set in ``TF_XLA_FLAGS`` by the user is used as it is, unchecked.
@@ -46,14 +52,18 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
-from keras_sep._cache import cache_dir, sha256_file, write_atomically
+from keras_sep._cache import TRASH_PREFIX, cache_dir, remove_tree, sha256_file, write_atomically
 
 logger = logging.getLogger("keras_sep.cli")
 
 _FLAGS = "TF_XLA_FLAGS"
 _DIRECTORY_FLAG = "--tf_xla_persistent_cache_directory"
 _OFF = ("0", "false", "no", "off")
+# Other machine keys' compiled code is removed after this long unused
+# (about 0.5 MB per key for Spleeter's U-Nets).
+UNUSED_DAYS = 30
 
 # The filter process: stdin to stdout, less the loader's false alarms
 # (TensorFlow writes each log line at once, so one arrives whole). Text that
@@ -135,15 +145,57 @@ def _without_directory(flags):
     return " ".join(re.sub(rf"{_DIRECTORY_FLAG}=\S*", "", flags).split())
 
 
+def key_name(key=None):
+    """The folder name of machine key ``key`` (default: this machine's), a sha256 of its fields."""
+    text = json.dumps(machine_key() if key is None else key, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def folder():
-    """This machine's entries: ``$KERAS_SEP_CACHE/xla/KEY`` (and KEY's fields in ``key.json`` there)."""
+    """This machine's entries: ``$KERAS_SEP_CACHE/xla/KEY`` (and KEY's fields in
+    ``key.json`` there), touched as used; making it prunes other keys' folders."""
     key = machine_key()
-    text = json.dumps(key, sort_keys=True)
-    path = os.path.join(cache_dir(), "xla", hashlib.sha256(text.encode()).hexdigest()[:16])
-    os.makedirs(path, exist_ok=True)
+    root = os.path.join(cache_dir(), "xla")
+    path = os.path.join(root, key_name(key))
+    os.makedirs(root, exist_ok=True)
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        with contextlib.suppress(OSError):  # a shared cache folder of another user's: used as it is
+            os.utime(path)
+    else:
+        prune_unused(root, keep=os.path.basename(path))
     if not os.path.exists(os.path.join(path, "key.json")):
-        write_atomically(os.path.join(path, "key.json"), text.encode())
+        write_atomically(os.path.join(path, "key.json"), json.dumps(key, sort_keys=True).encode())
     return path
+
+
+def in_use(shared):
+    """Whether a running process works in key folder ``shared`` (has a run folder there)."""
+    return any(alive for _, alive in _runs(shared))
+
+
+def prune_unused(root, keep, days=UNUSED_DAYS):
+    """Remove the key folders under ``root`` other than ``keep`` that no process
+    has used for ``days`` days (by their modification time), and what an
+    interrupted removal left; the names of the removed key folders."""
+    limit = time.time() - days * 86400
+    removed = []
+    for name in sorted(os.listdir(root)):
+        path = os.path.join(root, name)
+        if name.startswith(TRASH_PREFIX):
+            shutil.rmtree(path, ignore_errors=True)
+            continue
+        try:
+            unused = name != keep and os.path.isdir(path) and os.stat(path).st_mtime < limit
+            if unused and not in_use(path) and remove_tree(path):
+                removed.append(name)
+        except OSError as error:  # another user's folder: theirs to remove
+            logger.debug("XLA cache: %s kept: %s", path, error)
+    if removed:
+        logger.info("removed the XLA code of %d other machine key%s unused for %d days from %s",
+                    len(removed), "" if len(removed) == 1 else "s", days, root)
+    return removed
 
 
 def _recorded(path):
@@ -154,20 +206,31 @@ def _recorded(path):
         return None
 
 
-def _remove_abandoned(shared):
-    """Remove the run folders of processes that ended without cleaning up (killed)."""
-    if os.name != "posix":  # elsewhere os.kill(pid, 0) would end the process
-        return
+def _runs(shared):
+    """``(name, process alive)`` of each process's run folder in ``shared``
+    (off POSIX, where os.kill(pid, 0) would end the process, each counts as alive)."""
     for name in os.listdir(shared):
         match = re.fullmatch(r"run-(\d+)-\w+", name)
         if match is None:
             continue
+        if os.name != "posix":
+            yield name, True
+            continue
         try:
             os.kill(int(match.group(1)), 0)
         except ProcessLookupError:
-            shutil.rmtree(os.path.join(shared, name), ignore_errors=True)
+            yield name, False
         except (OSError, OverflowError):  # alive but not ours, or no such pid: keep
-            pass
+            yield name, True
+        else:
+            yield name, True
+
+
+def _remove_abandoned(shared):
+    """Remove the run folders of processes that ended without cleaning up (killed)."""
+    for name, alive in list(_runs(shared)):
+        if not alive:
+            shutil.rmtree(os.path.join(shared, name), ignore_errors=True)
 
 
 def checked_entries(shared, run):

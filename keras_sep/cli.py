@@ -13,6 +13,7 @@ import math
 import os
 import sys
 
+from keras_sep import _cli_cache
 from keras_sep import _cli_engine as _engine
 from keras_sep import _cli_plans as _plans
 from keras_sep import _cli_process as _process
@@ -361,6 +362,10 @@ def _timbre_transfer(args):
     return 0
 
 
+def _cache(args):
+    return _cli_cache.run(args, logger)
+
+
 def _model_help(default=True):
     from keras_sep import pretrained
 
@@ -529,6 +534,8 @@ def build_parser():
     tt.add_argument("--loudness-shift", type=float, default=0.0, metavar="DB",
                     help="add to the melody's loudness (default: 0)")
     tt.set_defaults(func=_timbre_transfer)
+
+    _cli_cache.add_parser(commands, [common]).set_defaults(func=_cache)
     return parser
 
 
@@ -542,7 +549,8 @@ def main(argv=None):
     # The commands that separate keep their compiled XLA code (training's
     # many graphs would only fill the cache).
     with _process.messages_to_stderr(args.verbose), _xla.command(args.func in (_separate, _tune, _evaluate)):
-        if args.func is not _separate:  # which separates without TensorFlow when its engine is LiteRT
+        # separate runs without TensorFlow when its engine is LiteRT, cache never needs it
+        if args.func not in (_separate, _cache):
             _process.start_tensorflow(args.verbose)  # every other command runs TensorFlow
         return args.func(args)
 

@@ -44,6 +44,7 @@ RANKS = {
     "_cli_engine": 6,
     "_cli_xla": 6,
     "_cli_plans": 6,
+    "_cli_cache": 6,
 }
 
 # Imports that break the rules today and are being fixed in other branches
