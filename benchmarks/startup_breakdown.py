@@ -1,15 +1,16 @@
 """Where the time of a fresh `keras-sep separate` process goes, per engine.
 
     python benchmarks/startup_breakdown.py [--lengths 10.9 180] [--reps 3]
-        [--engines tensorflow tensorflow-uncached litert]
+        [--engines tensorflow tensorflow-keras tensorflow-uncached litert]
 
 Each run is a fresh `python -c` process that calls `keras_sep.cli.main(["separate",
 WAV, "--engine", E, ...])` with timers wrapped around its phases:
 
 * imports: interpreter start and `import keras_sep.cli`, then TensorFlow and
   Keras (`start_tensorflow`) or the `ai-edge-litert` runtime;
-* model load: `Separator.from_preset` (weights from the cache), or reading
-  the cached LiteRT export into an interpreter;
+* model load: `Separator.from_preset` (weights from the cache), loading the
+  saved plan (the wait for its check, then ``tf.saved_model.load``), or
+  reading the cached LiteRT export into an interpreter;
 * plan: building the inference plan (reading the model, looking up or
   timing the operator forms, the probe check);
 * first chunk: the first network call (tracing, XLA compilation, and one
@@ -17,16 +18,21 @@ WAV, "--engine", E, ...])` with timers wrapped around its phases:
 * writing: the stem writers; other: reading and decoding the input,
   chunking and overlap-adding, the rest of the command.
 
-``tensorflow-uncached`` is ``--engine tensorflow`` with the persistent XLA
-cache off (``KERAS_SEP_XLA_CACHE=0``): every process compiles its XLA parts
-again, as one does on a machine's first run.
+``tensorflow`` is ``--engine tensorflow`` as it runs once the cache holds
+the saved plan (:mod:`keras_sep._cli_plans`) and its XLA code;
+``tensorflow-keras`` the same without the saved plan
+(``KERAS_SEP_PLAN_CACHE=0``): Keras imported, the ``.keras`` model loaded,
+its inference plan made and traced; ``tensorflow-uncached`` also without
+the persistent XLA cache (``KERAS_SEP_XLA_CACHE=0``): every process
+compiles its XLA parts again, as one does on a machine's first run.
 
 Wall seconds are the minimum over ``--reps`` runs (the machine is shared:
 the minimum is the run least disturbed by others); CPU seconds (user +
 system of all threads) are given beside them. The untimed first run of
 each engine makes what the cache keeps (the LiteRT export, the operator
-form timings, the probe record; a second one the XLA code of a process that
-finds the probe record), so the table is that of the third and later runs.
+form timings, the probe record, the saved plan; a second one the XLA code
+of a process that finds them), so the table is that of the third and
+later runs.
 """
 import argparse
 import json
@@ -64,7 +70,8 @@ def timed(name, fn):
 start_wall = time.perf_counter()
 from keras_sep import cli
 from keras_sep import _cli_process, _cli_engine
-from keras_sep.separation import engine, outputs, pipelines
+from keras_sep.separation import engine, outputs, pipelines, saved_plan
+from keras_sep import _cli_plans
 add("imports", time.perf_counter() - start_wall, cpu())
 ENGINE = sys.argv[2]
 if ENGINE == "litert":
@@ -74,6 +81,9 @@ if ENGINE == "litert":
 _cli_process.start_tensorflow = timed("imports", _cli_process.start_tensorflow)
 cli._load_separator = timed("model load", cli._load_separator)
 _cli_engine._started = timed("model load", _cli_engine._started)
+# The saved plan: waiting for its check, then tf.saved_model.load.
+_cli_plans.Lookup.result = timed("model load", _cli_plans.Lookup.result)
+saved_plan.SavedPlanSeparator.__init__ = timed("model load", saved_plan.SavedPlanSeparator.__init__)
 pipelines.Pipelines.network = timed("plan", pipelines.Pipelines.network)
 calls = []
 init = engine.ChunkStream.__init__
@@ -114,8 +124,10 @@ def example(source, seconds, folder):
 
 def run(path, engine, output):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    if engine == "tensorflow-uncached":
-        engine, env["KERAS_SEP_XLA_CACHE"] = "tensorflow", "0"
+    if engine == "tensorflow-keras":
+        engine, env["KERAS_SEP_PLAN_CACHE"] = "tensorflow", "0"
+    elif engine == "tensorflow-uncached":
+        engine, env["KERAS_SEP_PLAN_CACHE"], env["KERAS_SEP_XLA_CACHE"] = "tensorflow", "0", "0"
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", CHILD, path, engine, output], env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -152,7 +164,7 @@ def table(results, lengths, engines):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", type=float, nargs="+", default=[10.9, 180.0])
-    parser.add_argument("--engines", nargs="+", default=["tensorflow", "tensorflow-uncached", "litert"])
+    parser.add_argument("--engines", nargs="+", default=["tensorflow", "tensorflow-keras", "tensorflow-uncached", "litert"])
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--example", default=EXAMPLE, help="the audio to tile (default: Spleeter's 10.9 s example)")
     args = parser.parse_args()

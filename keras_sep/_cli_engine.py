@@ -16,8 +16,10 @@ logger = logging.getLogger("keras_sep.cli")
 
 ENGINES = ("auto", "tensorflow", "litert")
 # Up to this much audio in one run, a fresh process finishes sooner with
-# LiteRT (benchmarks/engine_crossover.py; docs/performance.md).
+# LiteRT (benchmarks/engine_crossover.py; docs/performance.md): TensorFlow
+# loading the Keras model, or starting from its saved plan (keras_sep._cli_plans).
 AUTO_LITERT_SECONDS = 120.0
+AUTO_LITERT_SECONDS_SAVED_PLAN = 60.0
 
 def is_litert_export(model):
     """Whether ``model`` (the ``-m`` value) names a LiteRT export."""
@@ -53,10 +55,11 @@ def _seconds(paths, offset, duration):
     return total
 
 
-def choose(args, paths):
+def choose(args, paths, saved_plan=False):
     """``"tensorflow"`` or ``"litert"`` for ``args.engine`` and the input files
-    ``paths``; raises ValueError where ``--engine litert`` cannot serve the
-    request (or TensorFlow cannot run a LiteRT export)."""
+    ``paths``, where ``saved_plan`` says whether TensorFlow would start from
+    a saved plan; raises ValueError where ``--engine litert`` cannot serve
+    the request (or TensorFlow cannot run a LiteRT export)."""
     export = is_litert_export(args.model)
     why = unsupported(args)
     if args.engine == "litert" or export:
@@ -75,8 +78,9 @@ def choose(args, paths):
         from keras_sep.litert import cache
 
         seconds = _seconds(paths, args.offset, args.duration)
-        if seconds > AUTO_LITERT_SECONDS:
-            reason = f"{seconds:.0f} s of audio (LiteRT up to {AUTO_LITERT_SECONDS:.0f} s)"
+        most = AUTO_LITERT_SECONDS_SAVED_PLAN if saved_plan else AUTO_LITERT_SECONDS
+        if seconds > most:
+            reason = f"{seconds:.0f} s of audio (LiteRT up to {most:.0f} s{', TensorFlow has a saved plan' * saved_plan})"
         elif (path := cache.cached_export(args.model)) is None:
             reason = "no LiteRT export of the model in the cache yet (made by keras-sep tune or --engine litert)"
         else:

@@ -100,8 +100,9 @@ def folder(entry_key):
 
 
 class Lookup:
-    """A cached plan's check, run in a thread from when it is made: hashing
-    its 80 MB overlaps TensorFlow's import, which keeps the other core idle."""
+    """A cached plan's check (of :func:`cached_folder`), run in a thread from
+    when it is made: hashing its 80 MB overlaps TensorFlow's import, which
+    keeps the other core idle."""
 
     def __init__(self, path):
         from keras_sep.separation import saved_plan
@@ -133,16 +134,16 @@ class Lookup:
         return None
 
 
-def lookup(args):
-    """A :class:`Lookup` of the saved plan that serves ``args`` (a
-    ``separate`` command's), or None: none cached, none served, cache off."""
+def cached_folder(args):
+    """The cache folder of the saved plan that serves ``args`` (a ``separate``
+    command's), unchecked, or None: none cached, none served, cache off."""
     if not enabled() or (options := served_options(args)) is None:
         return None
     entry_key = key(args.model, options)
     if entry_key is None:
         return None
     path = folder(entry_key)
-    return Lookup(path) if os.path.isdir(path) else None
+    return path if os.path.isdir(path) else None
 
 
 def _gpu():
@@ -153,7 +154,7 @@ def _gpu():
 
 def load(found, args):
     """The :class:`~keras_sep.separation.saved_plan.SavedPlanSeparator` of a
-    :func:`lookup`, with TensorFlow started without Keras; None where the
+    :class:`Lookup`, with TensorFlow started without Keras; None where the
     check failed, a GPU is present or the plan does not load (then the
     command loads the Keras model as usual)."""
     from keras_sep import _cli_process

@@ -138,6 +138,12 @@ def test_auto_takes_litert_for_short_inputs_with_a_cached_export(model, model_fi
     assert _cli_engine.choose(_args(model_file), [path]) == "tensorflow"
     assert _cli_engine.choose(_args(model_file, duration=0.5), [path]) == "litert"
     assert _cli_engine.choose(_args(model_file), [path, path]) == "tensorflow"
+    # TensorFlow starting from a saved plan overtakes LiteRT on shorter inputs.
+    monkeypatch.setattr(_cli_engine, "AUTO_LITERT_SECONDS", 10.0)
+    monkeypatch.setattr(_cli_engine, "AUTO_LITERT_SECONDS_SAVED_PLAN", 0.6)
+    assert _cli_engine.choose(_args(model_file), [path]) == "litert"
+    assert _cli_engine.choose(_args(model_file), [path], saved_plan=True) == "tensorflow"
+    assert _cli_engine.choose(_args(model_file, duration=0.5), [path], saved_plan=True) == "litert"
 
 
 def test_cli_export_format_litert(model, model_file, tmp_path, capsys):
