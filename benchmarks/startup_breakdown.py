@@ -63,7 +63,7 @@ def timed(name, fn):
     return wrapper
 start_wall = time.perf_counter()
 from keras_sep import cli
-from keras_sep import _cli_process, _cli_engine
+from keras_sep import _cli_process, _cli_engine, _cli_separate
 from keras_sep.separation import engine, outputs, pipelines
 add("imports", time.perf_counter() - start_wall, cpu())
 ENGINE = sys.argv[2]
@@ -72,7 +72,7 @@ if ENGINE == "litert":
     from ai_edge_litert.interpreter import Interpreter  # what the runner imports first
     add("imports", time.perf_counter() - w, cpu() - c)
 _cli_process.start_tensorflow = timed("imports", _cli_process.start_tensorflow)
-cli._load_separator = timed("model load", cli._load_separator)
+_cli_separate._load_separator = timed("model load", _cli_separate._load_separator)
 _cli_engine._started = timed("model load", _cli_engine._started)
 pipelines.Pipelines.network = timed("plan", pipelines.Pipelines.network)
 calls = []
