@@ -47,6 +47,7 @@ RANKS = {
     "_cli_cache": 6,
     "_cli_common": 6,
     "_cli_separate": 6,
+    "_cli_commands": 6,
 }
 
 # Imports that break the rules today and are being fixed in other branches
