@@ -69,9 +69,8 @@ def timed(name, fn):
     return wrapper
 start_wall = time.perf_counter()
 from keras_sep import cli
-from keras_sep import _cli_process, _cli_engine
+from keras_sep import _cli_process, _cli_engine, _cli_plans, _cli_separate
 from keras_sep.separation import engine, outputs, pipelines, saved_plan
-from keras_sep import _cli_plans
 add("imports", time.perf_counter() - start_wall, cpu())
 ENGINE = sys.argv[2]
 if ENGINE == "litert":
@@ -79,7 +78,7 @@ if ENGINE == "litert":
     from ai_edge_litert.interpreter import Interpreter  # what the runner imports first
     add("imports", time.perf_counter() - w, cpu() - c)
 _cli_process.start_tensorflow = timed("imports", _cli_process.start_tensorflow)
-cli._load_separator = timed("model load", cli._load_separator)
+_cli_separate._load_separator = timed("model load", _cli_separate._load_separator)
 _cli_engine._started = timed("model load", _cli_engine._started)
 # The saved plan: waiting for its check, then tf.saved_model.load.
 _cli_plans.Lookup.result = timed("model load", _cli_plans.Lookup.result)

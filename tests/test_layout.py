@@ -45,6 +45,9 @@ RANKS = {
     "_cli_xla": 6,
     "_cli_plans": 6,
     "_cli_cache": 6,
+    "_cli_common": 6,
+    "_cli_separate": 6,
+    "_cli_commands": 6,
 }
 
 # Imports that break the rules today and are being fixed in other branches
