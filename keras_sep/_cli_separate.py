@@ -41,7 +41,8 @@ def _separate(args):
             return 2
     inputs = list(_input_files(args.inputs, args.output))
     try:
-        engine = _engine.choose(args, [path for path, output in inputs if output is not None])
+        saved = _plans.cached_folder(args)  # TensorFlow starts sooner from it: auto weighs that
+        engine = _engine.choose(args, [path for path, output in inputs if output is not None], saved is not None)
     except ValueError as error:
         _fail(error)
         return 2
@@ -54,7 +55,7 @@ def _separate(args):
         )
 
     # A saved plan of this model and these options, checked while TensorFlow imports.
-    found = _plans.lookup(args) if engine == "tensorflow" else None
+    found = _plans.Lookup(saved) if engine == "tensorflow" and saved is not None else None
     try:
         if engine == "litert":
             separator = _engine.litert_separator(args, load)
