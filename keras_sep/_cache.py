@@ -56,7 +56,12 @@ def replace_folder(path, write):
         shutil.rmtree(partial, ignore_errors=True)
         raise
     remove_tree(path)
-    os.replace(partial, path)
+    try:
+        os.replace(partial, path)
+    except OSError:  # another process put its own in place since: that one stays
+        shutil.rmtree(partial, ignore_errors=True)
+        if not os.path.isdir(path):
+            raise
     return path
 
 

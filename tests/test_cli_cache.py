@@ -193,3 +193,38 @@ def test_the_command_answers_without_tensorflow(cache):
                           env=dict(os.environ, KERAS_SEP_CACHE=str(cache)))
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "False 0"
+
+
+def test_a_cache_folder_is_put_in_place_whole_or_not_at_all(tmp_path, monkeypatch):
+    import shutil
+
+    from keras_sep import _cache
+
+    target = tmp_path / "plans" / "key"
+    target.parent.mkdir()
+
+    def write(partial):
+        os.makedirs(partial)
+        open(os.path.join(partial, "a"), "w").write("mine")
+
+    assert _cache.replace_folder(str(target), write) == str(target)
+    assert (target / "a").read_text() == "mine"
+
+    def fail(partial):
+        write(partial)
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        _cache.replace_folder(str(target), fail)
+    assert os.listdir(target.parent) == ["key"]
+
+    def raced(partial):  # another process puts its own in place after our removal
+        write(partial)
+        os.makedirs(target)
+        open(target / "a", "w").write("theirs")
+
+    shutil.rmtree(target)
+    monkeypatch.setattr(_cache, "remove_tree", lambda path: False)  # nothing there yet to remove
+    # Theirs is whole and stays; ours is dropped, with nothing left beside it.
+    assert _cache.replace_folder(str(target), raced) == str(target)
+    assert (target / "a").read_text() == "theirs" and os.listdir(target.parent) == ["key"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from keras_sep import _cli_engine, cli
+from keras_sep import _cli_engine, _cli_plans, cli
 from keras_sep.inference import autotune
 from keras_sep.litert import cache as litert_cache
 from test_litert import RATE, small_model
@@ -47,6 +47,9 @@ def test_tune_prepares_the_export_auto_then_uses(model_file, tune_env, capsys):
     out = capsys.readouterr().out
     exported = litert_cache.cached_export(model_file)
     assert exported is not None and f"LiteRT export: {exported}" in out
+    # ... and the saved plan a later TensorFlow run starts from.
+    plan = _cli_plans.cached_folder(auto_args(model_file))
+    assert plan is not None and f"saved plan: {plan}" in out
     assert _cli_engine.choose(auto_args(model_file), [tune_env]) == "litert"
     modified = os.path.getmtime(os.path.join(exported, "keras_sep.json"))
     assert cli.main(["tune", "-m", model_file]) == 0  # kept: not converted again
