@@ -1,11 +1,9 @@
 """Separate with a LiteRT export: the network in LiteRT (XNNPACK), the rest in NumPy."""
-import json
 import logging
 import os
 
-from keras_sep import audio
 from keras_sep.litert.chunks import SpectralChunks
-from keras_sep.separation.chunked import ChunkedSeparator
+from keras_sep.separation.chunked import ChunkedSeparator, read_export_config
 
 CONFIG_NAME = "keras_sep.json"
 MODEL_NAME = "separator.tflite"
@@ -26,18 +24,7 @@ def read_config(path):
     path = os.fspath(path)
     folder = path if os.path.isdir(path) else os.path.dirname(path)
     config_path = os.path.join(folder, CONFIG_NAME)
-    try:
-        with open(config_path, encoding="utf-8") as handle:
-            config = json.load(handle)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"{path}: not a LiteRT export ({audio.one_line(error)})") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise ValueError(f"{config_path}: not a keras_sep LiteRT config (format {FORMAT!r})")
-    if config.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
-            f"{config_path}: format_version {config.get('format_version')!r}, this keras_sep runs "
-            f"{FORMAT_VERSION}; export the model again"
-        )
+    config = read_export_config(config_path, path, FORMAT, FORMAT_VERSION, "LiteRT export", "export the model again")
     model = path if os.path.isfile(path) else os.path.join(folder, config.get("model", MODEL_NAME))
     if not os.path.isfile(model):
         raise ValueError(f"{path}: no {os.path.basename(model)} beside {CONFIG_NAME}")

@@ -14,6 +14,33 @@ from keras_sep.separation.options import CHUNKING_MODES
 from keras_sep.separation.resampling import input_blocks, through
 
 
+def read_export_config(config_path, name, format_name, format_version, kind, again):
+    """The JSON config at ``config_path`` of the export ``name`` (as messages
+    show it): a ``kind`` (e.g. ``"LiteRT export"``) of ``format_name`` and
+    ``format_version``; ``again`` says what to do about another version.
+
+    Raises:
+        ValueError: unreadable, not a dict of that format, or another version.
+    """
+    import json
+
+    try:
+        with open(config_path, encoding="utf-8") as handle:
+            config = json.load(handle)
+    except (OSError, ValueError) as error:
+        from keras_sep.audio import one_line
+
+        raise ValueError(f"{name}: not a {kind} ({one_line(error)})") from None
+    if not isinstance(config, dict) or config.get("format") != format_name:
+        raise ValueError(f"{config_path}: not a keras_sep {kind} config (format {format_name!r})")
+    if config.get("format_version") != format_version:
+        raise ValueError(
+            f"{config_path}: format_version {config.get('format_version')!r}, this keras_sep runs "
+            f"{format_version}; {again}"
+        )
+    return config
+
+
 class ChunkedSeparator:
     """Base of the separators that run an export's chunk computation.
 

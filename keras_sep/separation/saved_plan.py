@@ -9,11 +9,10 @@ weights, beside a ``keras_sep.json`` with the chunk layout.
 import, no model to build, nothing to trace again. ``keras-sep separate``
 keeps one per model and machine in its cache (:mod:`keras_sep._cli_plans`).
 """
-import json
 import os
 
 from keras_sep import _cache
-from keras_sep.separation.chunked import ChunkedSeparator
+from keras_sep.separation.chunked import ChunkedSeparator, read_export_config
 from keras_sep.separation.geometry import ChunkGeometry
 
 CONFIG_NAME = "keras_sep.json"
@@ -41,21 +40,7 @@ def read_config(folder):
         ValueError: no saved plan there, or one of another format version.
     """
     path = os.path.join(os.fspath(folder), CONFIG_NAME)
-    try:
-        with open(path, encoding="utf-8") as handle:
-            config = json.load(handle)
-    except (OSError, ValueError) as error:
-        from keras_sep.audio import one_line
-
-        raise ValueError(f"{folder}: not a saved plan ({one_line(error)})") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a keras_sep saved plan config (format {FORMAT!r})")
-    if config.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
-            f"{path}: format_version {config.get('format_version')!r}, this keras_sep runs {FORMAT_VERSION}; "
-            "save the plan again"
-        )
-    return config
+    return read_export_config(path, folder, FORMAT, FORMAT_VERSION, "saved plan", "save the plan again")
 
 
 class SavedPlanSeparator(ChunkedSeparator):
