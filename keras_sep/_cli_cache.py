@@ -25,7 +25,7 @@ import datetime
 import json
 import os
 
-from keras_sep import _cli_xla
+from keras_sep import _cli_xla_store
 from keras_sep._cache import TRASH_PREFIX, cache_dir, remove_tree
 
 CATEGORIES = ("weights", "datasets", "litert", "plans", "probes", "tuning", "xla")
@@ -99,7 +99,7 @@ def entries(root=None):
     """The cache's entries (:class:`Entry`), by category in :data:`CATEGORIES`'
     order, then anything else as category ``other`` (never removed)."""
     root = cache_dir() if root is None else root
-    this_key = _cli_xla.key_name()
+    this_key = _cli_xla_store.key_name()
     found = []
     for name in _listdir(root):
         path = os.path.join(root, name)
@@ -165,7 +165,7 @@ def clear(categories, root=None, dry_run=False):
         if entry.category not in categories and not stale:
             continue
         try:
-            if entry.category == "xla" and os.path.isdir(entry.path) and _cli_xla.in_use(entry.path):
+            if entry.category == "xla" and os.path.isdir(entry.path) and _cli_xla_store.in_use(entry.path):
                 kept.append((entry, "a running process uses it"))
             elif dry_run or _remove(entry):
                 removed.append(entry)

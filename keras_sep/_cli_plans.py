@@ -26,7 +26,7 @@ import os
 import threading
 
 import keras_sep
-from keras_sep import _cache, _cli_xla
+from keras_sep import _cache, _cli_xla_store
 
 logger = logging.getLogger("keras_sep.cli")
 
@@ -88,7 +88,7 @@ def key(model, options):
     except importlib.metadata.PackageNotFoundError:
         keras_version = None
     fields = {
-        "weights": source, "options": list(options), "machine": _cli_xla.machine_key(), "keras": keras_version,
+        "weights": source, "options": list(options), "machine": _cli_xla_store.machine_key(), "keras": keras_version,
         "keras_sep": keras_sep.__version__, "code": code_digest(),
     }
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:32]

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from keras_sep import _cli_cache, _cli_xla, cli
+from keras_sep import _cli_cache, _cli_xla_store, cli
 
 OLD_KEY = {"cores": 4, "cpu": "Old CPU", "machine": "x86_64", "onednn": "default", "tensorflow": "2.0.0",
            "tf_xla_flags": "", "xla_flags": "--foo"}
@@ -36,9 +36,9 @@ def cache(tmp_path, monkeypatch):
     write(tmp_path / "probes" / "a.json", 10)
     write(tmp_path / "probes" / "b.json", 20)  # probes: 30
     write(tmp_path / "tuning" / "t.json", 40)  # tuning: 40
-    current = tmp_path / "xla" / _cli_xla.key_name()
+    current = tmp_path / "xla" / _cli_xla_store.key_name()
     write(current / "x.pb", 200)
-    (current / "key.json").write_text(json.dumps(_cli_xla.machine_key(), sort_keys=True))
+    (current / "key.json").write_text(json.dumps(_cli_xla_store.machine_key(), sort_keys=True))
     old = tmp_path / "xla" / "0000000000000000"
     write(old / "y.pb", 800)
     (old / "key.json").write_text(json.dumps(OLD_KEY))
@@ -67,13 +67,13 @@ def test_list_shows_each_category_its_entries_sizes_and_the_total(cache, capsys)
     code, lines, _ = run(capsys)
     assert code == 0
     assert lines[0] == f"keras_sep cache: {cache}"
-    current = _cli_xla.key_name()
-    current_size = 200 + len(json.dumps(_cli_xla.machine_key(), sort_keys=True))
+    current = _cli_xla_store.key_name()
+    current_size = 200 + len(json.dumps(_cli_xla_store.machine_key(), sort_keys=True))
     old_size = 800 + len(json.dumps(OLD_KEY))
     assert old_size < 1024
     (xla,) = [line for line in lines if line.startswith(f"xla/{current}")]
     assert xla.startswith(f"xla/{current} {_cli_cache.human(current_size)} this machine "
-                          f"(tensorflow {_cli_xla.machine_key()['tensorflow']}, ")
+                          f"(tensorflow {_cli_xla_store.machine_key()['tensorflow']}, ")
     assert xla.endswith(f"), last used {datetime.date.today().isoformat()}")
     rows = [line for line in lines if not line.startswith(f"xla/{current}")]
     total = 3600 + 2048 + 1024 + 1000 + 30 + 40 + old_size + current_size + 7
@@ -102,13 +102,13 @@ def test_a_plain_clear_keeps_the_weights_and_datasets(cache, capsys):
         "litert", "notes.txt", "plans", "spleeter_2stems", "spleeter_2stems/model.json",
         "spleeter_2stems/model.keras", "xla",
     ]
-    current_size = 200 + len(json.dumps(_cli_xla.machine_key(), sort_keys=True))
+    current_size = 200 + len(json.dumps(_cli_xla_store.machine_key(), sort_keys=True))
     old_size = 800 + len(json.dumps(OLD_KEY))
     assert lines == [
         "removed litert: litert/abc (1.0 KiB)", "removed plans: plans/def (1000 B)",
         "removed probes: probes/ (30 B)", "removed tuning: tuning/ (40 B)",
         f"removed xla: xla/0000000000000000 ({old_size} B)",
-        f"removed xla: xla/{_cli_xla.key_name()} ({_cli_cache.human(current_size)})",
+        f"removed xla: xla/{_cli_xla_store.key_name()} ({_cli_cache.human(current_size)})",
         f"freed {_cli_cache.human(1024 + 1000 + 30 + 40 + old_size + current_size)} in {cache}",
     ]
 
@@ -141,7 +141,7 @@ def test_stale_removes_other_machine_keys_and_a_running_processs_folder_is_kept(
     assert code == 0
     assert lines[0].startswith("removed xla: xla/0000000000000000 (")
     assert lines[1] == "kept xla: xla/1111111111111111 (a running process uses it)"
-    assert sorted(os.listdir(cache / "xla")) == ["1111111111111111", _cli_xla.key_name()]
+    assert sorted(os.listdir(cache / "xla")) == ["1111111111111111", _cli_xla_store.key_name()]
 
 
 def test_an_entry_that_cannot_be_removed_is_named_and_the_rest_goes(cache, capsys, monkeypatch):
@@ -176,13 +176,13 @@ def test_a_new_machine_key_prunes_folders_unused_for_30_days(tmp_path, monkeypat
         os.utime(tmp_path / "xla" / name, (time.time() - age * day,) * 2)
     os.makedirs(tmp_path / "xla" / "busy" / f"run-{os.getpid()}-abc")
     os.utime(tmp_path / "xla" / "busy", (time.time() - 40 * day,) * 2)
-    path = _cli_xla.folder()
+    path = _cli_xla_store.folder()
     assert sorted(os.listdir(tmp_path / "xla")) == sorted(["busy", "recent", os.path.basename(path)])
     # A key folder in use is touched, and using it prunes nothing.
     write(tmp_path / "xla" / "old" / "e.pb", 10)
     os.utime(tmp_path / "xla" / "old", (time.time() - 40 * day,) * 2)
     os.utime(path, (time.time() - 40 * day,) * 2)
-    assert _cli_xla.folder() == path
+    assert _cli_xla_store.folder() == path
     assert time.time() - os.stat(path).st_mtime < 60
     assert "old" in os.listdir(tmp_path / "xla")
 

@@ -43,6 +43,7 @@ RANKS = {
     "_cli_process": 6,
     "_cli_engine": 6,
     "_cli_xla": 6,
+    "_cli_xla_store": 6,
     "_cli_plans": 6,
     "_cli_cache": 6,
     "_cli_common": 6,
