@@ -24,9 +24,9 @@ def test_training_config_is_umxhq_with_the_small_settings(example):
     assert config["training"]["loss"] == "mse" and config["training"]["epochs"] == 2
     assert config["data"]["source"] == "bach" and config["data"]["tracks"] == 4
 
-    from keras_sep import recipes
+    from keras_sep.recipes import open_unmix
 
-    model, signal, targets = recipes._open_unmix_settings(config["model"])
+    model, signal, targets = open_unmix._open_unmix_settings(config["model"])
     assert (model["hidden_size"], model["max_bin"], signal["frames"]) == (16, 1487, 32)
     assert targets == list(example.TARGETS)
 
