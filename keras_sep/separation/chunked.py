@@ -21,6 +21,19 @@ def read_export_config(config_path, name, format_name, format_version, kind, aga
 
     Raises:
         ValueError: unreadable, not a dict of that format, or another version.
+
+    Example:
+
+    >>> import json, os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "keras_sep.json")
+    >>> with open(path, "w") as handle:
+    ...     json.dump({"format": "keras_sep.plan", "format_version": 2}, handle)
+    >>> read_export_config(path, "plans/x", "keras_sep.plan", 1, "saved plan", "save the plan again")
+    Traceback (most recent call last):
+    ...
+    ValueError: ...keras_sep.json: format_version 2, this keras_sep runs 1; save the plan again
+    >>> read_export_config(path, "plans/x", "keras_sep.plan", 2, "saved plan", "")["format"]
+    'keras_sep.plan'
     """
     import json
 
