@@ -14,16 +14,21 @@ machine as the XLA cache sees it (TensorFlow version, processor and its
 flags, cores, XLA and oneDNN settings), the Keras version and keras_sep's
 own code. Each entry's files are checked against the sha256 its config
 records (in a thread, while TensorFlow is imported); a stale, corrupt or
-half-written entry is removed and made again, never used. On a machine
-with a GPU no plan is saved or used (the Keras model runs there).
+half-written entry is removed and made again, never used. Saving a plan
+removes those it supersedes (the same weights, options and machine, saved
+by another Keras or keras_sep) and those no run has loaded for 30 days.
+On a machine with a GPU no plan is saved or used (the Keras model runs
+there).
 ``KERAS_SEP_PLAN_CACHE=0`` (or ``KERAS_SEP_TUNE=0``) turns it off.
 """
+import contextlib
 import hashlib
 import importlib.metadata
 import json
 import logging
 import os
 import threading
+import time
 
 import keras_sep
 from keras_sep import _cache, _cli_xla_store
@@ -31,6 +36,9 @@ from keras_sep import _cache, _cli_xla_store
 logger = logging.getLogger("keras_sep.cli")
 
 ENVIRONMENT = "KERAS_SEP_PLAN_CACHE"
+# Saved plans no run has loaded for this long are removed when another is
+# saved (about 80 MB each for Spleeter's 2 stems).
+UNUSED_DAYS = 30
 _OFF = ("0", "false", "no", "off")
 _code_digest = None
 
@@ -74,9 +82,9 @@ def served_options(args):
     return args.precision, args.phase, iterations
 
 
-def key(model, options):
-    """The cache key of ``model``'s (a preset or a ``.keras`` file) saved plan
-    with ``options`` (:func:`served_options`) on this machine, or None
+def key_fields(model, options):
+    """What the saved plan of ``model`` (a preset or a ``.keras`` file) with
+    ``options`` (:func:`served_options`) on this machine depends on, or None
     where the weights have no sha256 yet (a preset never fetched)."""
     from keras_sep.litert import cache as litert_cache
 
@@ -87,11 +95,46 @@ def key(model, options):
         keras_version = importlib.metadata.version("keras")
     except importlib.metadata.PackageNotFoundError:
         keras_version = None
-    fields = {
+    return {
         "weights": source, "options": list(options), "machine": _cli_xla_store.machine_key(), "keras": keras_version,
         "keras_sep": keras_sep.__version__, "code": code_digest(),
     }
+
+
+def key(model, options):
+    """The cache key of :func:`key_fields`, or None."""
+    fields = key_fields(model, options)
+    return None if fields is None else _digest(fields)
+
+
+def _digest(fields):
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def prune(keep, fields, days=UNUSED_DAYS, clock=time.time):
+    """Remove the saved plans that ``keep`` (just saved, of ``fields``)
+    supersedes (the same weights, options and machine, made by another
+    Keras or keras_sep: no run will find them again), those unused for
+    ``days`` (a run touches the plan it loads), and abandoned partial
+    folders; returns the removed folders."""
+    root = os.path.dirname(keep)
+    same = {name: fields[name] for name in ("weights", "options", "machine")}
+    removed = []
+    for entry in sorted(os.listdir(root)):
+        path = os.path.join(root, entry)
+        if path == keep or entry.startswith(_cache.TRASH_PREFIX) or not os.path.isdir(path):
+            continue
+        try:
+            unused = clock() - os.path.getmtime(path) > days * 86400
+            with open(os.path.join(path, "keras_sep.json"), encoding="utf-8") as handle:
+                theirs = (json.load(handle).get("source") or {}).get("fields") or {}
+        except (OSError, ValueError):  # a partial folder or a broken entry: gone once old
+            theirs = {}
+        superseded = {name: theirs.get(name) for name in same} == same
+        if (superseded or unused) and _cache.remove_tree(path):
+            removed.append(path)
+            logger.debug("removed the saved plan %s (%s)", path, "superseded" if superseded else "unused")
+    return removed
 
 
 def folder(entry_key):
@@ -176,6 +219,8 @@ def load(found, args):
         _cache.remove_tree(path)
         return None
     logger.debug("running the saved plan %s", path)
+    with contextlib.suppress(OSError):  # used: not pruned as unused (prune)
+        os.utime(path)
     return separator
 
 
@@ -190,9 +235,10 @@ def store(model, separator, options):
         return None
     if autotune.deferred() or _gpu():  # forms left to later runs; a GPU runs the Keras model
         return None
-    entry_key = key(model, options)
-    if entry_key is None:
+    fields = key_fields(model, options)
+    if fields is None:
         return None
+    entry_key = _digest(fields)
     path = folder(entry_key)
     if os.path.isdir(path):
         return path
@@ -200,9 +246,11 @@ def store(model, separator, options):
 
     logger.info("saving the traced separation plan for later runs (once per model and machine): %s", path)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    source = {"model": os.fspath(model), "key": entry_key}
+    source = {"model": os.fspath(model), "key": entry_key, "fields": fields}
     try:
-        return _cache.replace_folder(path, lambda partial: export.export_plan(separator, partial, source=source))
+        _cache.replace_folder(path, lambda partial: export.export_plan(separator, partial, source=source))
+        prune(path, fields)
+        return path
     except Exception as error:  # a full disk, a plan TensorFlow cannot save: the next run loads the model again
         from keras_sep.audio import one_line
 

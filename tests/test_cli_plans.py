@@ -146,3 +146,38 @@ def test_the_key_covers_weights_options_machine_and_code(model_file, monkeypatch
     assert _cli_plans.key(str(other), options) not in (None, key)
     # A preset whose weights were never fetched has no key yet.
     assert _cli_plans.key("spleeter:5stems", options) is None
+
+
+def test_saving_a_plan_removes_those_it_supersedes_and_those_long_unused(tmp_path):
+    import json
+    import time
+
+    root = tmp_path / "plans"
+    fields = {"weights": "w1", "options": ["float32", "mixture", 0], "machine": {"cpu": "x"}, "keras": "3.15",
+              "keras_sep": "0.1.0", "code": "new"}
+
+    def entry(name, age_days=0.0, **changes):
+        path = root / name
+        path.mkdir(parents=True)
+        (path / "keras_sep.json").write_text(json.dumps({"source": {"fields": dict(fields, **changes)}}))
+        stamp = time.time() - age_days * 86400
+        os.utime(path, (stamp, stamp))
+        return str(path)
+
+    keep = entry("new")
+    older_code = entry("old-code", code="old")  # this model, options and machine: superseded
+    older_keras = entry("old-keras", keras="3.14")
+    other_model = entry("other-model", weights="w2")  # used recently: stays
+    other_options = entry("bf16", options=["bfloat16", "mixture", 0])
+    unused = entry("unused", age_days=31, weights="w3")
+    broken = root / "half.partial.123"
+    broken.mkdir()
+    stamp = time.time() - 40 * 86400
+    os.utime(broken, (stamp, stamp))
+    recent_partial = root / "new.partial.456"
+    recent_partial.mkdir()
+
+    removed = _cli_plans.prune(keep, fields)
+    assert sorted(removed) == sorted([older_code, older_keras, unused, str(broken)])
+    assert sorted(os.listdir(root)) == sorted(["new", "other-model", "bf16", "new.partial.456"])
+    assert os.path.isdir(other_model) and os.path.isdir(other_options)
