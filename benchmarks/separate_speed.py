@@ -194,7 +194,8 @@ def time_command(command, reps, env=None):
         if child.returncode:
             return {"error": " | ".join(stderr.strip().splitlines()[-3:])}
         peak_kb = max(peak_kb, usage.ru_maxrss)  # this child's own peak (wait4)
-    return {"median_s": round(float(np.median(times)), 3), "peak_rss_mb": round(peak_kb / 1024, 1)}
+    return {"median_s": round(float(np.median(times)), 3), "times_s": [round(t, 2) for t in times],
+            "peak_rss_mb": round(peak_kb / 1024, 1)}
 
 
 def peer_env(args):

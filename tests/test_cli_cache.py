@@ -228,3 +228,16 @@ def test_a_cache_folder_is_put_in_place_whole_or_not_at_all(tmp_path, monkeypatc
     # Theirs is whole and stays; ours is dropped, with nothing left beside it.
     assert _cache.replace_folder(str(target), raced) == str(target)
     assert (target / "a").read_text() == "theirs" and os.listdir(target.parent) == ["key"]
+
+
+def test_the_program_exits_with_the_commands_code_and_all_of_its_output(tmp_path):
+    # keras-sep ends without the interpreter's teardown (cli.run): what it
+    # printed to a pipe (block-buffered) and its exit code must still arrive.
+    env = dict(os.environ, KERAS_SEP_CACHE=str(tmp_path))
+    listed = subprocess.run([sys.executable, "-m", "keras_sep.cli", "cache", "list"], env=env, capture_output=True,
+                            text=True)
+    assert listed.returncode == 0 and listed.stdout.splitlines()[0] == f"keras_sep cache: {tmp_path}"
+    assert listed.stdout.splitlines()[-1].startswith("total")
+    refused = subprocess.run([sys.executable, "-m", "keras_sep.cli", "cache", "clear", "nonsense"], env=env,
+                             capture_output=True, text=True)
+    assert refused.returncode == 2 and "unknown cache category 'nonsense'" in refused.stderr
