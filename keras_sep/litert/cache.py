@@ -6,6 +6,7 @@ preset's cached ``model.json`` records), and it is used only while its
 ``.tflite`` still has the sha256 its config records; anything else is
 removed and made again, never trusted.
 """
+import functools
 import json
 import logging
 import os
@@ -24,7 +25,8 @@ def source_key(model):
     (a preset whose weights were never fetched, a missing file)."""
     name = os.fspath(model)
     if os.path.isfile(name):
-        return pretrained.sha256(name)
+        stat = os.stat(name)
+        return _file_key(os.path.abspath(name), stat.st_size, stat.st_mtime_ns)
     if name not in pretrained.presets():
         return None
     folder = os.path.join(cache_dir(), pretrained._slug(name))
@@ -33,6 +35,14 @@ def source_key(model):
             return json.load(handle).get("sha256") if os.path.isfile(os.path.join(folder, "model.keras")) else None
     except (OSError, ValueError):
         return None
+
+
+@functools.lru_cache(maxsize=16)
+def _file_key(path, size, mtime_ns):
+    """A ``.keras`` file's sha256, hashed once per process while its size and
+    modification time stay (the engine choice and the saved plan's key
+    both ask, before TensorFlow starts)."""
+    return pretrained.sha256(path)
 
 
 def folder(key):
