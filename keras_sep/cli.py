@@ -203,9 +203,14 @@ def build_parser():
     return parser
 
 
+_ran = None  # the command function main() last ran (run() reads it)
+
+
 def main(argv=None):
+    global _ran
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
+    _ran = args.func
     if unknown:  # only separate-beam passes options on (to Beam)
         if not hasattr(args, "pipeline_args"):
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
@@ -220,11 +225,15 @@ def main(argv=None):
 
 
 def run():
-    """The ``keras-sep`` program: :func:`main`, then an exit that skips the
-    interpreter's teardown, which TensorFlow makes take about 0.5 s of
-    every run that imported it. Everything a command writes is closed and
-    renamed before main() returns; the log and the streams are flushed here."""
+    """The ``keras-sep`` program: :func:`main`; after ``separate``, an exit
+    that skips the interpreter's teardown, which TensorFlow makes take about
+    0.5 s of every run that imported it. That command closes and renames
+    everything it writes before main() returns and leaves nothing to clean
+    up at exit (others may: separate-beam's staged model folder); the log
+    and the streams are flushed here."""
     code = main()
+    if _ran is not _separate:
+        sys.exit(code)
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

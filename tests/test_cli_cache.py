@@ -231,8 +231,6 @@ def test_a_cache_folder_is_put_in_place_whole_or_not_at_all(tmp_path, monkeypatc
 
 
 def test_the_program_exits_with_the_commands_code_and_all_of_its_output(tmp_path):
-    # keras-sep ends without the interpreter's teardown (cli.run): what it
-    # printed to a pipe (block-buffered) and its exit code must still arrive.
     env = dict(os.environ, KERAS_SEP_CACHE=str(tmp_path))
     listed = subprocess.run([sys.executable, "-m", "keras_sep.cli", "cache", "list"], env=env, capture_output=True,
                             text=True)
@@ -241,3 +239,35 @@ def test_the_program_exits_with_the_commands_code_and_all_of_its_output(tmp_path
     refused = subprocess.run([sys.executable, "-m", "keras_sep.cli", "cache", "clear", "nonsense"], env=env,
                              capture_output=True, text=True)
     assert refused.returncode == 2 and "unknown cache category 'nonsense'" in refused.stderr
+
+
+def test_after_separate_the_program_skips_the_teardown_and_still_delivers_everything(tmp_path):
+    # keras-sep ends a separate command without the interpreter's teardown
+    # (cli.run): what it printed to a pipe (block-buffered), its stems and
+    # its exit code must still arrive; a program calling main() keeps running.
+    import numpy as np
+    import soundfile as sf
+
+    from test_litert import RATE, small_model
+
+    model = str(tmp_path / "small.keras")
+    small_model().save(model)
+    song = str(tmp_path / "song.wav")
+    sf.write(song, np.random.default_rng(1).uniform(-0.5, 0.5, (3000, 2)).astype(np.float32), RATE)
+    env = dict(os.environ, KERAS_SEP_CACHE=str(tmp_path / "cache"))
+    probe = ("import atexit, sys\n"
+             "atexit.register(lambda: print('teardown ran', flush=True))\n"
+             "from keras_sep import cli\n"
+             "cli.run()\n")
+    done = subprocess.run([sys.executable, "-c", probe, "separate", song, "-m", model, "--engine", "tensorflow",
+                           "-o", str(tmp_path / "out")], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [f"{song}:", f"  vocals: {tmp_path / 'out' / 'song' / 'vocals.wav'}",
+                                        f"  accompaniment: {tmp_path / 'out' / 'song' / 'accompaniment.wav'}"]
+    assert sf.info(str(tmp_path / "out" / "song" / "vocals.wav")).frames == 3000
+    refused = subprocess.run([sys.executable, "-c", probe, "separate", str(tmp_path / "missing.wav"), "-m", model,
+                              "-o", str(tmp_path / "out2")], env=env, capture_output=True, text=True)
+    assert refused.returncode == 1 and "missing.wav" in refused.stderr and "teardown ran" not in refused.stdout
+    # Other commands end as Python programs do.
+    listed = subprocess.run([sys.executable, "-c", probe, "cache", "list"], env=env, capture_output=True, text=True)
+    assert listed.returncode == 0 and listed.stdout.splitlines()[-1] == "teardown ran"
