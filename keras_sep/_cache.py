@@ -18,6 +18,12 @@ def cache_dir():
     return root
 
 
+def switched_on(*names):
+    """False when any of the environment variables ``names`` is ``0``,
+    ``false``, ``no`` or ``off`` (any case); unset counts as on."""
+    return all(os.environ.get(name, "1").strip().lower() not in ("0", "false", "no", "off") for name in names)
+
+
 def sha256_file(path):
     """The sha256 of a file's bytes, read in 1 MiB blocks (hex)."""
     digest = hashlib.sha256()
@@ -46,8 +52,6 @@ def replace_folder(path, write):
     """Make the folder ``path`` whole or not at all: ``write(partial)`` fills
     a temporary folder beside it (this process's own), which then replaces
     ``path``; a failed ``write`` leaves no partial folder behind."""
-    import shutil
-
     partial = f"{path}.partial.{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     try:

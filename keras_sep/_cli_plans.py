@@ -39,13 +39,12 @@ ENVIRONMENT = "KERAS_SEP_PLAN_CACHE"
 # Saved plans no run has loaded for this long are removed when another is
 # saved (about 80 MB each for Spleeter's 2 stems).
 UNUSED_DAYS = 30
-_OFF = ("0", "false", "no", "off")
 _code_digest = None
 
 
 def enabled():
     """False when ``KERAS_SEP_PLAN_CACHE`` or ``KERAS_SEP_TUNE`` is ``0``, ``false``, ``no`` or ``off``."""
-    return all(os.environ.get(name, "1").strip().lower() not in _OFF for name in (ENVIRONMENT, "KERAS_SEP_TUNE"))
+    return _cache.switched_on(ENVIRONMENT, "KERAS_SEP_TUNE")
 
 
 def code_digest():
@@ -231,7 +230,7 @@ def store(model, separator, options):
     failure is logged, never raised: the separation it follows is done."""
     from keras_sep.inference import autotune
 
-    if not enabled() or not autotune.enabled() or not hasattr(separator.model, "spectrogram_model"):
+    if not enabled() or not hasattr(separator.model, "spectrogram_model"):
         return None
     if autotune.deferred() or _gpu():  # forms left to later runs; a GPU runs the Keras model
         return None

@@ -51,11 +51,11 @@ import subprocess
 import sys
 import tempfile
 
+from keras_sep._cache import switched_on
 from keras_sep._cli_xla_store import _DIRECTORY_FLAG, _FLAGS, _remove_abandoned, checked_entries, folder, publish
 
 logger = logging.getLogger("keras_sep.cli")
 
-_OFF = ("0", "false", "no", "off")
 
 # The filter process: stdin to stdout, less the loader's false alarms
 # (TensorFlow writes each log line at once, so one arrives whole). Text that
@@ -90,8 +90,7 @@ os.write(1, held)
 
 def enabled():
     """False when ``KERAS_SEP_TUNE`` or ``KERAS_SEP_XLA_CACHE`` is ``0``, ``false``, ``no`` or ``off``."""
-    return all(os.environ.get(name, "1").strip().lower() not in _OFF
-               for name in ("KERAS_SEP_TUNE", "KERAS_SEP_XLA_CACHE"))
+    return switched_on("KERAS_SEP_TUNE", "KERAS_SEP_XLA_CACHE")
 
 
 def user_directory(flags):

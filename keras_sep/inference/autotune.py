@@ -30,7 +30,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from keras_sep._cache import cache_dir, write_atomically
+from keras_sep._cache import cache_dir, switched_on, write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def deferred():
 
 def enabled():
     """False when ``KERAS_SEP_TUNE`` is ``0``, ``false``, ``no`` or ``off``."""
-    return os.environ.get("KERAS_SEP_TUNE", "1").strip().lower() not in ("0", "false", "no", "off")
+    return switched_on("KERAS_SEP_TUNE")
 
 
 def machine_key():
