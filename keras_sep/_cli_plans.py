@@ -116,6 +116,8 @@ def prune(keep, fields, days=UNUSED_DAYS, clock=time.time):
     Keras or keras_sep: no run will find them again), those unused for
     ``days`` (a run touches the plan it loads), and abandoned partial
     folders; returns the removed folders."""
+    from keras_sep.separation.saved_plan import CONFIG_NAME
+
     root = os.path.dirname(keep)
     same = {name: fields[name] for name in ("weights", "options", "machine")}
     removed = []
@@ -125,7 +127,7 @@ def prune(keep, fields, days=UNUSED_DAYS, clock=time.time):
             continue
         try:
             unused = clock() - os.path.getmtime(path) > days * 86400
-            with open(os.path.join(path, "keras_sep.json"), encoding="utf-8") as handle:
+            with open(os.path.join(path, CONFIG_NAME), encoding="utf-8") as handle:
                 theirs = (json.load(handle).get("source") or {}).get("fields") or {}
         except (OSError, ValueError):  # a partial folder or a broken entry: gone once old
             theirs = {}

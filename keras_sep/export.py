@@ -153,7 +153,9 @@ def _chunk_config(model, overlap):
 
 def _write_config(path, config):
     """Write ``keras_sep.json`` last, after what it describes, under a temporary name."""
-    config_path = os.path.join(path, "keras_sep.json")
+    from keras_sep.separation.chunked import CONFIG_NAME
+
+    config_path = os.path.join(path, CONFIG_NAME)
     with open(config_path + ".partial", "w", encoding="utf-8") as handle:
         json.dump(config, handle, indent=2)
     os.replace(config_path + ".partial", config_path)

@@ -10,10 +10,9 @@ import functools
 import json
 import logging
 import os
-import shutil
 
 from keras_sep import pretrained
-from keras_sep._cache import cache_dir, replace_folder
+from keras_sep._cache import cache_dir, remove_tree, replace_folder
 from keras_sep.litert.separator import CONFIG_NAME, read_config
 
 logger = logging.getLogger(__name__)
@@ -66,7 +65,7 @@ def cached_export(model):
         valid = False
     if not valid:
         logger.warning("%s: stale or corrupt LiteRT export in the cache; it is made again", path)
-        shutil.rmtree(path, ignore_errors=True)
+        remove_tree(path)
         return None
     return path
 

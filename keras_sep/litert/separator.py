@@ -3,9 +3,8 @@ import logging
 import os
 
 from keras_sep.litert.chunks import SpectralChunks
-from keras_sep.separation.chunked import ChunkedSeparator, read_export_config
+from keras_sep.separation.chunked import CONFIG_NAME, ChunkedSeparator, read_export_config
 
-CONFIG_NAME = "keras_sep.json"
 MODEL_NAME = "separator.tflite"
 FORMAT = "keras_sep.litert"
 # Raised whenever what the .tflite takes or gives, or the config, changes meaning.

@@ -13,6 +13,9 @@ from keras_sep.separation.engine import ChunkStream
 from keras_sep.separation.options import CHUNKING_MODES
 from keras_sep.separation.resampling import input_blocks, through
 
+# The config an export keeps beside its network.
+CONFIG_NAME = "keras_sep.json"
+
 
 def read_export_config(config_path, name, format_name, format_version, kind, again):
     """The JSON config at ``config_path`` of the export ``name`` (as messages

@@ -12,10 +12,9 @@ keeps one per model and machine in its cache (:mod:`keras_sep._cli_plans`).
 import os
 
 from keras_sep import _cache
-from keras_sep.separation.chunked import ChunkedSeparator, read_export_config
+from keras_sep.separation.chunked import CONFIG_NAME, ChunkedSeparator, read_export_config
 from keras_sep.separation.geometry import ChunkGeometry
 
-CONFIG_NAME = "keras_sep.json"
 FORMAT = "keras_sep.plan"
 # Raised whenever what the saved function takes or gives, or the config, changes meaning.
 FORMAT_VERSION = 1
