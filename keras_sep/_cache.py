@@ -1,8 +1,10 @@
 """Where keras_sep keeps downloads and generated data (no TensorFlow import)."""
 import hashlib
+import logging
 import os
 import shutil
 import tempfile
+import time
 import uuid
 
 # Folders being removed are renamed to a hidden name with this prefix first.
@@ -67,6 +69,29 @@ def replace_folder(path, write):
         if not os.path.isdir(path):
             raise
     return path
+
+
+def prune_folders(root, keep, days, remove_if=lambda path, unused: unused, clock=time.time):
+    """Remove the folders under ``root`` other than the one named ``keep``
+    for which ``remove_if(path, unused)`` holds, ``unused`` saying whether
+    the folder's modification time is over ``days`` days old, and what
+    interrupted removals left; the names of the removed folders. A folder
+    that cannot be read or removed (a shared cache's entry of another
+    user's) stays."""
+    limit = clock() - days * 86400
+    removed = []
+    for name in sorted(os.listdir(root)):
+        path = os.path.join(root, name)
+        if name.startswith(TRASH_PREFIX):
+            shutil.rmtree(path, ignore_errors=True)
+            continue
+        try:
+            if name != keep and os.path.isdir(path) and remove_if(path, os.stat(path).st_mtime < limit) \
+                    and remove_tree(path):
+                removed.append(name)
+        except OSError as error:
+            logging.getLogger("keras_sep").debug("%s kept: %s", path, error)
+    return removed
 
 
 def remove_tree(path):

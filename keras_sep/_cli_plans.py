@@ -114,28 +114,26 @@ def prune(keep, fields, days=UNUSED_DAYS, clock=time.time):
     """Remove the saved plans that ``keep`` (just saved, of ``fields``)
     supersedes (the same weights, options and machine, made by another
     Keras or keras_sep: no run will find them again), those unused for
-    ``days`` (a run touches the plan it loads), and abandoned partial
-    folders; returns the removed folders."""
+    ``days`` (a run touches the plan it loads), abandoned partial folders
+    and what interrupted removals left (:func:`keras_sep._cache.prune_folders`);
+    returns the removed folders."""
     from keras_sep.separation.saved_plan import CONFIG_NAME
 
-    root = os.path.dirname(keep)
     same = {name: fields[name] for name in ("weights", "options", "machine")}
-    removed = []
-    for entry in sorted(os.listdir(root)):
-        path = os.path.join(root, entry)
-        if path == keep or entry.startswith(_cache.TRASH_PREFIX) or not os.path.isdir(path):
-            continue
+
+    def superseded(path):
         try:
-            unused = clock() - os.path.getmtime(path) > days * 86400
             with open(os.path.join(path, CONFIG_NAME), encoding="utf-8") as handle:
                 theirs = (json.load(handle).get("source") or {}).get("fields") or {}
         except (OSError, ValueError):  # a partial folder or a broken entry: gone once old
-            theirs = {}
-        superseded = {name: theirs.get(name) for name in same} == same
-        if (superseded or unused) and _cache.remove_tree(path):
-            removed.append(path)
-            logger.debug("removed the saved plan %s (%s)", path, "superseded" if superseded else "unused")
-    return removed
+            return False
+        return {name: theirs.get(name) for name in same} == same
+
+    root, keep_name = os.path.split(keep)
+    removed = _cache.prune_folders(root, keep_name, days, lambda path, unused: unused or superseded(path), clock)
+    for name in removed:
+        logger.debug("removed the saved plan %s", os.path.join(root, name))
+    return [os.path.join(root, name) for name in removed]
 
 
 def folder(entry_key):

@@ -19,9 +19,8 @@ import os
 import platform
 import re
 import shutil
-import time
 
-from keras_sep._cache import TRASH_PREFIX, cache_dir, remove_tree, sha256_file, write_atomically
+from keras_sep._cache import cache_dir, prune_folders, sha256_file, write_atomically
 
 logger = logging.getLogger("keras_sep.cli")
 
@@ -103,19 +102,7 @@ def prune_unused(root, keep, days=UNUSED_DAYS):
     """Remove the key folders under ``root`` other than ``keep`` that no process
     has used for ``days`` days (by their modification time), and what an
     interrupted removal left; the names of the removed key folders."""
-    limit = time.time() - days * 86400
-    removed = []
-    for name in sorted(os.listdir(root)):
-        path = os.path.join(root, name)
-        if name.startswith(TRASH_PREFIX):
-            shutil.rmtree(path, ignore_errors=True)
-            continue
-        try:
-            unused = name != keep and os.path.isdir(path) and os.stat(path).st_mtime < limit
-            if unused and not in_use(path) and remove_tree(path):
-                removed.append(name)
-        except OSError as error:  # another user's folder: theirs to remove
-            logger.debug("XLA cache: %s kept: %s", path, error)
+    removed = prune_folders(root, keep, days, lambda path, unused: unused and not in_use(path))
     if removed:
         logger.info("removed the XLA code of %d other machine key%s unused for %d days from %s",
                     len(removed), "" if len(removed) == 1 else "s", days, root)
