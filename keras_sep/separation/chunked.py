@@ -11,7 +11,7 @@ import os
 from keras_sep.separation import outputs
 from keras_sep.separation.engine import ChunkStream
 from keras_sep.separation.options import CHUNKING_MODES
-from keras_sep.separation.resampling import input_blocks, through
+from keras_sep.separation.resampling import input_blocks, progress_bar, through
 
 # The config an export keeps beside its network.
 CONFIG_NAME = "keras_sep.json"
@@ -106,19 +106,11 @@ class ChunkedSeparator:
         """Separate an iterable of ``(n, channels)`` blocks at ``sample_rate``;
         yields ``{instrument: (m, channels)}`` of finished output in order."""
         rate = int(sample_rate)
-        bar = self._progress_bar(total, rate, name)
+        bar = progress_bar(self.progress, total, rate, name)
         engine = ChunkStream(self.chunks, self.overlap_frames, self.batch_size, self._separate_chunks)
         yield from through(engine, blocks, rate, self.sample_rate, self.instruments, self.chunks.channels, name, bar)
         if bar is not None:
             bar.close()
-
-    def _progress_bar(self, total, rate, name):
-        show = self.progress if self.progress is not None else (total or 0) > 60 * rate
-        if not show:
-            return None
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, unit="sample", unit_scale=True, desc=os.path.basename(name), leave=False)
 
     # --- files ----------------------------------------------------------------
 

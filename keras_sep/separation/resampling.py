@@ -79,6 +79,20 @@ def fit_channels(block, channels):
     raise audio.AudioError(f"cannot map {block.shape[1]} channels to {channels}")
 
 
+def progress_bar(progress, total, rate, name, passes=1):
+    """The bar :func:`model_blocks` and :func:`through` advance by the input
+    samples they read, or None: ``progress`` True or False, or None for
+    inputs ``total`` (samples at ``rate``) longer than a minute; ``passes``
+    over the input (two for the Wiener filter's statistics, then separation)."""
+    show = progress if progress is not None else (total or 0) > 60 * rate
+    if not show:
+        return None
+    from tqdm.auto import tqdm
+
+    total = None if total is None else total * passes
+    return tqdm(total=total, unit="sample", unit_scale=True, desc=os.path.basename(name), leave=False)
+
+
 def model_blocks(blocks, rate, model_rate, channels, name="<array>", bar=None, warn=True, counter=None):
     """The input at the model's rate and channels, as ``(block, last)``
     pairs; the last pair holds what the resampler still had (or None).

@@ -5,7 +5,7 @@ import numpy as np
 
 from keras_sep.separation import options, outputs, pipelines
 from keras_sep.separation.engine import ChunkStream, StatisticsStream
-from keras_sep.separation.resampling import input_blocks, model_blocks, through
+from keras_sep.separation.resampling import input_blocks, model_blocks, progress_bar, through
 
 class Separator:
     """Separate songs into stems with a :class:`WaveformSeparator` or an
@@ -216,7 +216,7 @@ class Separator:
         batch = batch_size or self.batch_size
         if self.mwf and iter(blocks) is blocks:
             raise TypeError(f"{name}: mwf=True reads the input twice: give re-iterable blocks (e.g. a list), not an iterator")
-        bar = self._progress_bar(total, rate, name, passes=2 if self.mwf else 1)
+        bar = progress_bar(self.progress, total, rate, name, passes=2 if self.mwf else 1)
         model = self.model
         # Looked up at each call: the plan is made at the first chunk, not
         # before the input has shown that it holds samples.
@@ -241,16 +241,6 @@ class Separator:
         spatial, scale = wiener_ops.spatial_covariances(first.covariance, first.power, first.peak)
         scale = np.float32(scale)
         return lambda segments, weights: filtered(segments, weights, spatial, scale)
-
-    def _progress_bar(self, total, rate, name, passes=1):
-        show = self.progress if self.progress is not None else (total or 0) > 60 * rate
-        if not show:
-            return None
-        from tqdm.auto import tqdm
-
-        # Samples read, over all passes (two with mwf: statistics, then separation).
-        total = None if total is None else total * passes
-        return tqdm(total=total, unit="sample", unit_scale=True, desc=os.path.basename(name), leave=False)
 
     # --- files ----------------------------------------------------------------
 
