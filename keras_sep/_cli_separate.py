@@ -41,7 +41,8 @@ def _separate(args):
             return 2
     inputs = list(_input_files(args.inputs, args.output))
     try:
-        saved = _plans.cached_folder(args)  # TensorFlow starts sooner from it: auto weighs that
+        # TensorFlow starts sooner from a saved plan: auto weighs that (litert never runs it).
+        saved = _plans.cached_folder(args) if args.engine != "litert" else None
         engine = _engine.choose(args, [path for path, output in inputs if output is not None], saved is not None)
     except ValueError as error:
         _fail(error)
