@@ -150,8 +150,8 @@ def test_the_key_covers_weights_options_machine_and_code(model_file, monkeypatch
 
 def test_saving_a_plan_removes_those_it_supersedes_and_those_long_unused(tmp_path):
     import json
-    import time
 
+    now = 1_800_000_000.0  # prune's clock: the folders' ages are set against it
     root = tmp_path / "plans"
     fields = {"weights": "w1", "options": ["float32", "mixture", 0], "machine": {"cpu": "x"}, "keras": "3.15",
               "keras_sep": "0.1.0", "code": "new"}
@@ -160,8 +160,7 @@ def test_saving_a_plan_removes_those_it_supersedes_and_those_long_unused(tmp_pat
         path = root / name
         path.mkdir(parents=True)
         (path / "keras_sep.json").write_text(json.dumps({"source": {"fields": dict(fields, **changes)}}))
-        stamp = time.time() - age_days * 86400
-        os.utime(path, (stamp, stamp))
+        os.utime(path, (now - age_days * 86400,) * 2)
         return str(path)
 
     keep = entry("new")
@@ -172,12 +171,12 @@ def test_saving_a_plan_removes_those_it_supersedes_and_those_long_unused(tmp_pat
     unused = entry("unused", age_days=31, weights="w3")
     broken = root / "half.partial.123"
     broken.mkdir()
-    stamp = time.time() - 40 * 86400
-    os.utime(broken, (stamp, stamp))
+    os.utime(broken, (now - 40 * 86400,) * 2)
     recent_partial = root / "new.partial.456"
     recent_partial.mkdir()
+    os.utime(recent_partial, (now,) * 2)
 
-    removed = _cli_plans.prune(keep, fields)
+    removed = _cli_plans.prune(keep, fields, clock=lambda: now)
     assert sorted(removed) == sorted([older_code, older_keras, unused, str(broken)])
     assert sorted(os.listdir(root)) == sorted(["new", "other-model", "bf16", "new.partial.456"])
     assert os.path.isdir(other_model) and os.path.isdir(other_options)
