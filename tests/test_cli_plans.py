@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from keras_sep import _cli_plans
+from test_cli_xla import environ
 from test_litert import RATE, small_model
 
 # keras-sep separate in a fresh process; says afterwards whether Keras was imported.
@@ -20,14 +21,6 @@ RUN = (
     "print('keras imported:', 'keras' in sys.modules)\n"
     "sys.exit(code)\n"
 )
-
-
-def environ(cache, **extra):
-    env = {k: v for k, v in os.environ.items() if k not in ("TF_XLA_FLAGS", "KERAS_SEP_PLAN_CACHE")}
-    # Timing completes in the first run (a tiny model), so that run saves the plan.
-    env.update(KERAS_SEP_CACHE=str(cache), KERAS_SEP_TUNE="1", KERAS_SEP_TUNE_BUDGET="inf")
-    env.update(extra)
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +43,9 @@ def song(tmp_path_factory):
 
 def separate(model_file, song, output, cache, *options, **env):
     argv = ["separate", song, "-m", model_file, "--engine", "tensorflow", "-o", str(output), "--verbose", *options]
-    done = subprocess.run([sys.executable, "-c", RUN, *argv], env=environ(cache, **env), capture_output=True, text=True)
+    # Timing completes in the first run (a tiny model), so that run saves the plan.
+    env = environ(cache, **{"KERAS_SEP_TUNE_BUDGET": "inf", **env})
+    done = subprocess.run([sys.executable, "-c", RUN, *argv], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     stems = {name: sf.read(output / "song" / f"{name}.wav", dtype="float32")[0] for name in ("vocals", "accompaniment")}
     return stems, done.stdout, done.stderr

@@ -25,8 +25,9 @@ PEEK = (
 
 
 def environ(cache, **extra):
-    """The test session's environment with the cache on (no operator timing: the same plan every run)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("TF_XLA_FLAGS", "KERAS_SEP_XLA_CACHE")}
+    """The test session's environment with the command's caches on (no operator timing: the same plan every run)."""
+    switches = ("TF_XLA_FLAGS", "KERAS_SEP_XLA_CACHE", "KERAS_SEP_PLAN_CACHE")
+    env = {k: v for k, v in os.environ.items() if k not in switches}
     env.update(KERAS_SEP_CACHE=str(cache), KERAS_SEP_TUNE="1", KERAS_SEP_TUNE_BUDGET="0")
     env.update(extra)
     return env
